@@ -1,0 +1,1 @@
+//! Pod construction from a validated task, with the operator's exact semantics (pure).

@@ -1,0 +1,1 @@
+//! Hook points and pipeline, with the Rhai and WASM engines and their limits.

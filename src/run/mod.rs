@@ -1,0 +1,1 @@
+//! The pod lifecycle against a Kubernetes API server: create, start, logs, completion, XCom, outcome, cleanup.

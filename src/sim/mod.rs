@@ -1,0 +1,1 @@
+//! The local Kubernetes simulator: API server on loopback plus a process kubelet.

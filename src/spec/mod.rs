@@ -1,0 +1,1 @@
+//! Task file model, templating and validation (pure: no network, no hooks).
