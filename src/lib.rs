@@ -16,6 +16,7 @@
 //! [`exit`] is the one table that maps outcomes and errors to process exit codes.
 
 pub mod build;
+pub mod cli;
 pub mod exit;
 pub mod hooks;
 pub mod run;

@@ -1,10 +1,13 @@
 //! The `podrun` command line: parse arguments, call the library, map errors to exit codes.
+//!
+//! Each subcommand's arguments and implementation live in `podrun::cli::<name>`; the exit
+//! codes are the table in `podrun::exit` (documented in the README).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Run tasks as Kubernetes pods.
+/// Run tasks as Kubernetes pods, with the KubernetesPodOperator's semantics.
 #[derive(Debug, Parser)]
 #[command(name = "podrun", version, about)]
 struct Cli {
@@ -17,5 +20,28 @@ enum Command {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result: podrun::cli::Result = match cli.command {};
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::from(err.code)
+        }
+    }
+}
+
+/// The error and its causes on one line, `: `-separated, without repeating a cause that
+/// the message already contains.
+fn chain(err: &podrun::cli::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(err);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
