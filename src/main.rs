@@ -19,12 +19,15 @@ struct Cli {
 enum Command {
     /// Print the pod a task would create, without contacting a cluster.
     Render(podrun::cli::render::Args),
+    /// Run the local Kubernetes simulator until Ctrl-C.
+    Sim(podrun::cli::sim::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: podrun::cli::Result = match cli.command {
         Command::Render(args) => podrun::cli::render::run(args),
+        Command::Sim(args) => podrun::cli::sim::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,6 +5,7 @@
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
 pub mod render;
+pub mod sim;
 
 use std::fmt;
 
