@@ -74,16 +74,6 @@ where
         path: path.clone(),
         message: format!("cannot be represented as a Kubernetes object: {e}"),
     })?;
-    // k8s-openapi fills a missing required field with its default instead of failing;
-    // the Python client refuses `None` there, and so does the API server.
-    let mut missing = Vec::new();
-    find_added(&input, &round_trip, path, true, &mut missing);
-    if let Some(first) = missing.into_iter().next() {
-        return Err(Problem {
-            path: first,
-            message: "missing required field".to_string(),
-        });
-    }
     let mut unknown = Vec::new();
     find_dropped(&input, &round_trip, path, &mut unknown);
     let mut warnings = Vec::new();
@@ -108,6 +98,16 @@ where
                 ));
             }
         }
+    }
+    // k8s-openapi fills a missing required field with its default instead of failing;
+    // the Python client refuses `None` there, and so does the API server.
+    let mut missing = Vec::new();
+    find_added(&input, &round_trip, path, true, &mut missing);
+    if let Some(first) = missing.into_iter().next() {
+        return Err(Problem {
+            path: first,
+            message: "missing required field".to_string(),
+        });
     }
     let value = match mode {
         Mode::AsGiven => without_nulls(value),
