@@ -195,6 +195,7 @@ fn operator_pod(task: &Task) -> Map<String, Value> {
             "annotations": p.annotations,
         },
         "spec": {
+            "runtimeClassName": p.runtime_class_name,
             "nodeSelector": p.node_selector,
             "affinity": p.affinity,
             "tolerations": p.tolerations,
@@ -314,7 +315,12 @@ pub fn build_pod(task: &Task, opts: &Options) -> Result<Value> {
             .as_deref()
             .or(p.xcom_sidecar_image.as_deref())
             .unwrap_or(attach::SIDECAR_DEFAULT_IMAGE);
-        attach::add_xcom_sidecar(&mut pod, image, p.xcom_sidecar_resources.as_ref());
+        attach::add_xcom_sidecar(
+            &mut pod,
+            image,
+            p.xcom_sidecar_resources.as_ref(),
+            p.xcom_sidecar_security_context.as_ref(),
+        );
     }
 
     // Task-identity labels over user and template labels.

@@ -37,7 +37,7 @@ use std::path::Path;
 pub use error::{Error, Problem, Result};
 pub use hooks::{HookDecl, HookPoint, HookSource, OnError};
 pub use keys::{IGNORED_KEYS, LIFECYCLE_KEYS, PODRUN_KEYS, POD_KEYS};
-pub use lifecycle::{ContainerLogs, Lifecycle, OnFinishAction};
+pub use lifecycle::{ContainerLogs, Lifecycle, OnFinishAction, OnKillAction};
 pub use path::KeyPath;
 pub use task::{Connection, DeployType, PodParams, SecretDecl, Task};
 pub use vars::{RenderVars, RunIdentity};

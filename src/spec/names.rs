@@ -43,9 +43,10 @@ pub fn is_dns1123_label(s: &str) -> bool {
     s.len() <= 63 && DNS1123_LABEL.is_match(s)
 }
 
-/// RFC 1123 subdomain: dot-separated labels, at most 253 characters.
+/// RFC 1123 subdomain as Kubernetes checks it (`IsDNS1123Subdomain`): at most 253
+/// characters of dot-separated `[a-z0-9]([-a-z0-9]*[a-z0-9])?` parts (no per-part limit).
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(|p| DNS1123_LABEL.is_match(p))
 }
 
 /// Kubernetes label or annotation key: `[prefix/]name`, prefix a DNS subdomain, name at

@@ -12,7 +12,7 @@ use super::error::{Error, Problem};
 use super::hooks::{HookDecl, HookPoint, HookSource, OnError};
 use super::keys;
 use super::kube::{self, Mode};
-use super::lifecycle::{ContainerLogs, Lifecycle, OnFinishAction};
+use super::lifecycle::{ContainerLogs, Lifecycle, OnFinishAction, OnKillAction};
 use super::names;
 use super::path::KeyPath;
 use super::task::{Connection, DeployType, PodParams, SecretDecl, Task};
@@ -647,6 +647,28 @@ fn pod_params(cx: &mut Ctx) -> PodParams {
         None => None,
     };
 
+    let xcom_sidecar_security_context = match cx.get("xcom_sidecar_container_security_context") {
+        // A connection extra is a JSON string; the operator parameter is an object.
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(v) if v.is_object() => cx.fragment::<k8s::SecurityContext>(
+                &v,
+                KeyPath::root().key("xcom_sidecar_container_security_context"),
+                as_given,
+            ),
+            _ => {
+                cx.problem(
+                    KeyPath::root().key("xcom_sidecar_container_security_context"),
+                    "expected a SecurityContext map, or a JSON string holding one",
+                );
+                None
+            }
+        },
+        Some(_) => {
+            cx.object::<k8s::SecurityContext>("xcom_sidecar_container_security_context", as_given)
+        }
+        None => None,
+    };
+
     PodParams {
         name,
         random_name_suffix: cx.boolean("random_name_suffix", true),
@@ -696,6 +718,8 @@ fn pod_params(cx: &mut Ctx) -> PodParams {
             .string("xcom_sidecar_container_image")
             .filter(|s| !s.is_empty()),
         xcom_sidecar_resources,
+        xcom_sidecar_security_context,
+        runtime_class_name: cx.string("runtime_class_name"),
     }
 }
 
@@ -935,6 +959,23 @@ fn lifecycle(cx: &mut Ctx, base: &str) -> Lifecycle {
     l.log_events_on_failure = cx.boolean("log_events_on_failure", false);
     l.log_pod_spec_on_failure = cx.boolean("log_pod_spec_on_failure", true);
     l.reattach_on_restart = cx.boolean("reattach_on_restart", true);
+    // Newer operators: `durable` takes precedence over `reattach_on_restart`.
+    if cx.doc.contains_key("durable") {
+        l.reattach_on_restart = cx.boolean("durable", true);
+    }
+    l.log_events_on_startup = cx.boolean("log_events_on_startup", true);
+    if let Some(s) = cx.string("on_kill_action") {
+        match OnKillAction::parse(&s) {
+            Some(a) => l.on_kill_action = a,
+            None => cx.problem(
+                KeyPath::root().key("on_kill_action"),
+                format!(
+                    "expected one of {}, found {s:?}",
+                    OnKillAction::NAMES.join(", ")
+                ),
+            ),
+        }
+    }
     if let Some(s) = cx.string("on_finish_action") {
         match OnFinishAction::parse(&s) {
             Some(a) => l.on_finish_action = a,

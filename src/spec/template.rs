@@ -71,9 +71,16 @@ impl Renderer {
     }
 
     fn render_str(&self, text: &str, path: &KeyPath) -> Result<String, Problem> {
-        self.env.render_str(text, &self.ctx).map_err(|e| Problem {
-            path: path.clone(),
-            message: format!("template error: {}", describe(&e)),
+        self.env.render_str(text, &self.ctx).map_err(|e| {
+            let hint = if e.kind() == minijinja::ErrorKind::UndefinedError {
+                "; the variables are task_id, run_id, try_number, ds, ds_nodash, ts, ts_nodash, params.KEY (params: or --param) and vars.KEY (--var)"
+            } else {
+                ""
+            };
+            Problem {
+                path: path.clone(),
+                message: format!("template error in {text:?}: {}{hint}", describe(&e)),
+            }
         })
     }
 
