@@ -1045,7 +1045,7 @@ mod tests {
         let r = parse_route("/api/v1/pods").expect("route");
         assert!(r.namespace.is_none());
         assert_eq!(parse_route("/api/v1/pods/x").expect_err("404").code, 404);
-        assert_eq!(parse_route("/api/v1/nodes").expect_err("404").code, 404);
+        assert_eq!(parse_route("/api/v1/services").expect_err("404").code, 404);
     }
 
     #[test]
