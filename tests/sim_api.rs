@@ -281,7 +281,7 @@ async fn malformed_bodies_and_unknown_paths_get_status_objects() {
     .await;
     assert_eq!((code, s["reason"].as_str()), (400, Some("BadRequest")));
     assert_eq!(s["kind"], "Status");
-    let (code, s) = raw(&sim, "GET", "/api/v1/nodes", "application/json", "").await;
+    let (code, s) = raw(&sim, "GET", "/api/v1/services", "application/json", "").await;
     assert_eq!((code, s["reason"].as_str()), (404, Some("NotFound")));
     let (code, s) = raw(
         &sim,

@@ -91,6 +91,7 @@ pub struct Sim {
     kubeconfig: PathBuf,
     dir: PathBuf,
     server: Option<JoinHandle<()>>,
+    evictor: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -169,6 +170,7 @@ impl Sim {
                 source,
             }
         })?;
+        let evictor = tokio::spawn(evict_running(state.clone()));
         Ok(Sim {
             state,
             addr,
@@ -176,6 +178,7 @@ impl Sim {
             kubeconfig,
             dir,
             server: Some(server),
+            evictor,
         })
     }
 
@@ -254,6 +257,7 @@ impl Sim {
     }
 
     fn stop(&mut self) {
+        self.evictor.abort();
         self.state.shutdown.cancel();
         self.state.store.close();
         // Best effort: only our own scratch files live here.
@@ -266,6 +270,41 @@ impl Drop for Sim {
         self.stop();
         if let Some(h) = self.server.take() {
             h.abort();
+        }
+    }
+}
+
+/// The `EvictRunning` fault: once a pod whose `namespace/name` matches a rule's path is
+/// Running, evict it through the Eviction API path.
+async fn evict_running(state: Arc<AppState>) {
+    use crate::sim::faults::FaultKind;
+    use crate::sim::store::{ChangeType, Since};
+    use crate::sim::Kind;
+    loop {
+        let Ok(mut watch) = state.store.watch(Kind::Pod, None, Since::Initial) else {
+            return;
+        };
+        while let Some(c) = watch.next().await {
+            let running = c
+                .object
+                .pointer("/status/phase")
+                .and_then(serde_json::Value::as_str)
+                == Some("Running");
+            let deleting = c.object.pointer("/metadata/deletionTimestamp").is_some();
+            if c.change == ChangeType::Deleted || !running || deleting {
+                continue;
+            }
+            let key = format!("{}/{}", c.namespace, c.name);
+            if state
+                .faults
+                .take("evict", &key, |k| matches!(k, FaultKind::EvictRunning))
+                .is_some()
+            {
+                let _ = server::evict(&state, &c.namespace, &c.name, None);
+            }
+        }
+        if !watch.lagged() {
+            return;
         }
     }
 }

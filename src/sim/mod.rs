@@ -7,12 +7,14 @@
 //! - [`status`]: [`ApiError`], every failure as the API server's `Status`.
 //! - [`selector`]: label and field selectors.
 //! - [`kind`]: the served resource kinds.
+//! - [`runtime`]: isolated container processes, CRI logs, exec (branch sim-runtime).
 //! - [`Sim`]: a running simulator (start, kubeconfig, counters, faults, shutdown).
 
 pub mod faults;
 mod instance;
 pub mod kind;
 pub mod kubeconfig;
+pub mod runtime;
 pub mod selector;
 pub mod server;
 pub mod status;

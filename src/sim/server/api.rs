@@ -289,18 +289,18 @@ async fn body_bytes(req: Request) -> Result<(HeaderMap, Bytes)> {
 }
 
 /// Decode a request body (JSON, or YAML when the Content-Type says so).
-fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
+fn decode(kind: Kind, headers: &HeaderMap, body: &[u8]) -> Result<Value> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::sim::server::protobuf::decode(kind, body);
+    }
     if ct.contains("yaml") {
         return serde_yaml_ng::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
         });
-    }
-    if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(ct));
     }
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}"))
@@ -349,7 +349,7 @@ async fn handle(
         (_, Some("exec")) => crate::sim::server::exec::serve(app.clone(), &route, &q, req).await,
         ("create", None) => {
             let (headers, body) = body_bytes(req).await?;
-            let obj = decode(&headers, &body)?;
+            let obj = decode(route.kind, &headers, &body)?;
             if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
                 return Err(ApiError::bad_request(
                     "dryRun is not supported by the simulator",
@@ -360,7 +360,7 @@ async fn handle(
         }
         ("update", sub) => {
             let (headers, body) = body_bytes(req).await?;
-            let obj = decode(&headers, &body)?;
+            let obj = decode(route.kind, &headers, &body)?;
             let name = name_of(&route);
             let updated = if sub == Some("status") {
                 store.update_status(route.kind, route.ns(), name, obj)?
@@ -451,7 +451,7 @@ async fn handle(
             let ev = if body.is_empty() {
                 json!({})
             } else {
-                decode(&headers, &body)?
+                decode(route.kind, &headers, &body)?
             };
             let grace = ev
                 .pointer("/deleteOptions/gracePeriodSeconds")
@@ -464,7 +464,7 @@ async fn handle(
         }
         ("create", Some("binding")) => {
             let (headers, body) = body_bytes(req).await?;
-            let b = decode(&headers, &body)?;
+            let b = decode(route.kind, &headers, &body)?;
             let node = b
                 .pointer("/target/name")
                 .and_then(Value::as_str)
@@ -519,8 +519,13 @@ fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<DeleteO
         grace_period_seconds: q.int("gracePeriodSeconds")?,
         ..DeleteOptions::default()
     };
-    if !body.is_empty() {
-        let b = decode(headers, body)?;
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("protobuf"));
+    // Typed clients may send DeleteOptions as protobuf; only JSON options are read.
+    if !body.is_empty() && !protobuf {
+        let b = decode(Kind::Pod, headers, body)?;
         if let Some(g) = b.get("gracePeriodSeconds").and_then(Value::as_i64) {
             opts.grace_period_seconds = Some(g);
         }
@@ -949,6 +954,14 @@ pub fn table(kind: Kind, items: &[Arc<Value>], rv: u64) -> Value {
             col("Secrets", "string", "", 0),
             col("Age", "string", "", 0),
         ],
+        Kind::Node => vec![
+            col("Name", "string", "name", 0),
+            col("Status", "string", "", 0),
+            col("Roles", "string", "", 0),
+            col("Age", "string", "", 0),
+            col("Version", "string", "", 0),
+            col("Internal-IP", "string", "", 1),
+        ],
     };
     let rows: Vec<Value> = items
         .iter()
@@ -975,6 +988,28 @@ pub fn table(kind: Kind, items: &[Arc<Value>], rv: u64) -> Value {
                     json!(count("/data") + count("/binaryData")),
                     json!(created),
                 ],
+                Kind::Node => {
+                    let ready = o
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                        .is_some_and(|c| c["status"] == "True");
+                    let ip = o
+                        .pointer("/status/addresses")
+                        .and_then(Value::as_array)
+                        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+                        .and_then(|x| x["address"].as_str())
+                        .unwrap_or("<none>")
+                        .to_string();
+                    vec![
+                        json!(s("/metadata/name")),
+                        json!(if ready { "Ready" } else { "NotReady" }),
+                        json!("<none>"),
+                        json!(created),
+                        json!(s("/status/nodeInfo/kubeletVersion")),
+                        json!(ip),
+                    ]
+                }
                 Kind::ServiceAccount => vec![
                     json!(s("/metadata/name")),
                     json!(o.get("secrets").and_then(Value::as_array).map(Vec::len).unwrap_or(0)),
@@ -1010,7 +1045,7 @@ mod tests {
         let r = parse_route("/api/v1/pods").expect("route");
         assert!(r.namespace.is_none());
         assert_eq!(parse_route("/api/v1/pods/x").expect_err("404").code, 404);
-        assert_eq!(parse_route("/api/v1/nodes").expect_err("404").code, 404);
+        assert_eq!(parse_route("/api/v1/services").expect_err("404").code, 404);
     }
 
     #[test]

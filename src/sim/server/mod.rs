@@ -12,6 +12,7 @@ mod discovery;
 mod exec;
 mod logs;
 pub mod patch;
+mod protobuf;
 pub mod tls;
 mod watch;
 
