@@ -173,3 +173,23 @@ fn connection_parameters_resolve_relative_to_the_task() {
     assert_eq!(t.connection.cluster_context.as_deref(), Some("prod"));
     assert_eq!(t.connection.in_cluster, Some(false));
 }
+
+#[test]
+fn find_pod_selector_follows_the_operator() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = task_file(
+        dir.path(),
+        "task_id: My_Task\nimage: busybox\nlabels: {team: data, app: x}\n",
+    );
+    let vars = RenderVars {
+        run_id: Some("manual__2016-01-01T00:00:00+00:00".into()),
+        try_number: Some(3),
+        ..RenderVars::default()
+    };
+    let t = spec::load(&file, &vars).expect("valid task");
+    assert_eq!(
+        podrun::build::find_pod_selector(&t, true),
+        "app=x,podrun.dev/run-id=manual__2016-01-01T0000000000-2b88d1d57,podrun.dev/task-id=My_Task,team=data,already_checked!=True,!airflow-worker"
+    );
+    assert!(!podrun::build::find_pod_selector(&t, false).contains("already_checked"));
+}
