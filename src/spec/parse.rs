@@ -615,7 +615,9 @@ fn pod_params(cx: &mut Ctx) -> PodParams {
     }
 
     let full_pod_spec = cx.get("full_pod_spec").and_then(|v| {
-        match check_pod(&v, KeyPath::root().key("full_pod_spec"), as_given) {
+        // The operator needs a V1Pod here; built from data it goes through the client's
+        // deserialiser, like a template (scalars coerced), but unknown keys are errors.
+        match check_pod(&v, KeyPath::root().key("full_pod_spec"), converted) {
             Ok(c) => Some(c.value),
             Err(p) => {
                 cx.problems.push(p);
