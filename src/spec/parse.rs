@@ -31,15 +31,22 @@ pub(crate) fn parse_document(file: &Path, text: &str) -> Result<Value, Error> {
             message: e.to_string(),
         })
     } else {
-        // An empty YAML document is `null`.
-        serde_yaml_ng::from_str::<Option<Value>>(text)
-            .map(|v| v.unwrap_or(Value::Null))
-            .map_err(|e| Error::Syntax {
-                file: file.to_path_buf(),
-                format: "YAML",
-                message: e.to_string(),
-            })
+        read_yaml(text).map_err(|message| Error::Syntax {
+            file: file.to_path_buf(),
+            format: "YAML",
+            message,
+        })
     }
+}
+
+/// Reads YAML into JSON values: duplicate keys are an error (a second `image:` is almost
+/// certainly a mistake), `<<` merge keys are applied, an empty document is `null`.
+pub(crate) fn read_yaml(text: &str) -> Result<Value, String> {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    doc.apply_merge().map_err(|e| e.to_string())?;
+    serde_yaml_ng::from_value::<Option<Value>>(doc)
+        .map(|v| v.unwrap_or(Value::Null))
+        .map_err(|e| e.to_string())
 }
 
 /// What a value is, for messages: `a string ("x")`, `a list`, ...
@@ -749,8 +756,9 @@ fn pod_template(cx: &mut Ctx) -> Option<Value> {
             }
         };
         // The operator reads templates with yaml.safe_load whatever the extension.
-        let doc = match serde_yaml_ng::from_str::<Option<Value>>(&text) {
-            Ok(v) => v.unwrap_or_else(|| Value::Object(Map::new())),
+        let doc = match read_yaml(&text) {
+            Ok(Value::Null) => Value::Object(Map::new()),
+            Ok(v) => v,
             Err(e) => {
                 cx.problem(
                     key,
