@@ -342,6 +342,38 @@ pub fn build_pod(task: &Task, opts: &Options) -> Result<Value> {
     Ok(prune_nulls(Value::Object(pod)))
 }
 
+/// The label selector that finds this task's pod from an earlier attempt (the operator's
+/// `_build_find_pod_label_selector`, with podrun's identity labels in place of Airflow's):
+/// the task file's `labels` plus `podrun.dev/task-id` and `podrun.dev/run-id` (not the try
+/// number), sorted by key as `k=v` joined by `,`; then `,already_checked!=True` when
+/// `exclude_checked`; then `,!airflow-worker`, which keeps executor worker pods out.
+pub fn find_pod_selector(task: &Task, exclude_checked: bool) -> String {
+    let mut labels: std::collections::BTreeMap<String, String> = task
+        .pod
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    labels.insert(
+        labels::TASK_ID.to_string(),
+        name::make_safe_label_value(&task.identity.task_id),
+    );
+    labels.insert(
+        labels::RUN_ID.to_string(),
+        name::make_safe_label_value(&task.identity.run_id),
+    );
+    let mut selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if exclude_checked {
+        selector.push_str(&format!(",{}!=True", labels::ALREADY_CHECKED));
+    }
+    selector.push_str(",!airflow-worker");
+    selector
+}
+
 /// The merged pod must have a base container with an image, or the API server rejects it.
 fn check_base_container(task: &Task, pod: &Map<String, Value>) -> Result<()> {
     let c0 = pod
