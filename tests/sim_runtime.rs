@@ -739,3 +739,48 @@ async fn dropping_the_runtime_kills_its_containers_and_leaves_no_zombies() {
     assert_eq!(zombies(), Vec::<String>::new());
     drop(dir);
 }
+
+#[tokio::test]
+async fn dropping_an_exec_kills_its_command_and_file_mounts_work() {
+    let bed = Bed::new();
+    let term = bed.path("termination-log");
+    std::fs::write(&term, "").expect("touch");
+    let mut cfg = bed.sh(
+        "tl",
+        "echo done > /dev/termination-log; echo ready; exec sleep 1000",
+    );
+    // A file volume, the way the kubelet mounts terminationMessagePath.
+    cfg.mounts = vec![Mount {
+        host_path: term.clone(),
+        container_path: "/dev/termination-log".into(),
+        read_only: false,
+    }];
+    let log = cfg.log_path.clone();
+    let c = bed.rt.start(cfg).await.expect("start");
+    wait_for_log_line(&c, &log, "ready").await;
+    assert_eq!(std::fs::read_to_string(&term).expect("read"), "done\n");
+
+    let mut p = c
+        .exec(ExecConfig {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo started; exec sleep 1000".into(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("exec");
+    let mut out = p.stdout.take().expect("stdout");
+    let mut first = [0u8; 8];
+    out.read_exact(&mut first).await.expect("started");
+    assert_eq!(&first, b"started\n");
+    drop(p);
+    // EOF arrives only once every holder of the pipe, the exec'd sleep included, is dead.
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).await.expect("eof");
+    assert!(rest.is_empty());
+    assert!(c.try_exit().is_none(), "the container itself keeps running");
+    c.kill_all().expect("kill");
+    assert_eq!(c.wait().await.code, 137);
+}
