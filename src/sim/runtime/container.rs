@@ -51,6 +51,16 @@ struct Inner {
     monitor: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.inner.id)
+            .field("pid", &self.inner.pid)
+            .field("exit", &self.try_exit())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping the monitor drops the bwrap child (kill_on_drop), whose death kills the

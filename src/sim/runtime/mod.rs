@@ -17,7 +17,7 @@
 //! - [`Runtime::start`]`(ContainerConfig) -> Result<Container, Error>` starts a container.
 //!   A missing executable is [`Error::ExecutableNotFound`] (the analogue of the kubelet's
 //!   `RunContainerError`/`CreateContainerError`), checked before anything is spawned.
-//! - [`Container`] (clone-able handle): [`Container::pid`] (host PID of the container's
+//! - [`Container`] (clone-able handle): [`Container::id`], [`Container::pid`] (host PID of the container's
 //!   PID 1), [`Container::started_at`], [`Container::wait`]`() -> Exit` (any number of
 //!   waiters), [`Container::try_exit`], [`Container::signal`] (to PID 1; like a real
 //!   container, PID 1 ignores signals it has no handler for, except SIGKILL),
@@ -313,5 +313,39 @@ impl Drop for RuntimeInner {
         if self.created_root {
             let _ = std::fs::remove_dir_all(&self.root_dir);
         }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("root_dir", &self.inner.root_dir)
+            .field("isolation", &self.inner.isolation)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_are_shareable_across_tasks() {
+        send_sync::<Runtime>();
+        send_sync::<Container>();
+        send_sync::<LogProgress>();
+        send_sync::<Error>();
+    }
+
+    #[test]
+    fn read_is_a_send_stream() {
+        fn send<T: Send + 'static>(_: T) {}
+        send(logs::read(
+            PathBuf::from("/nonexistent"),
+            LogOptions::default(),
+            LogProgress::finished(),
+        ));
     }
 }
