@@ -51,6 +51,16 @@ struct Inner {
     monitor: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.inner.id)
+            .field("pid", &self.inner.pid)
+            .field("exit", &self.try_exit())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping the monitor drops the bwrap child (kill_on_drop), whose death kills the
@@ -161,9 +171,10 @@ pub(crate) async fn start(
     let sent = Arc::new(Mutex::new(Vec::new()));
     let sent_monitor = sent.clone();
     let monitor = tokio::spawn(async move {
-        let capture = capture::run(stdout, stderr, log, progress_tx);
+        let capture = capture::run(stdout, stderr, log, &progress_tx);
         let (status, ()) = tokio::join!(child.wait(), capture);
         let finished_at = Timestamp::now();
+        progress_tx.send_modify(|s| s.done = true);
         let code = match status {
             Ok(s) => {
                 use std::os::unix::process::ExitStatusExt;

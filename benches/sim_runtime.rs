@@ -1,0 +1,161 @@
+//! Benchmarks of the simulator's process runtime: container start→exit, start→running,
+//! exec round trip, and reading a 200,000-line CRI log (plain and tail).
+//!
+//! Run with `cargo bench --bench sim_runtime` (needs bubblewrap: tools/setup-sim.sh).
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use futures::TryStreamExt;
+use podrun::sim::runtime::{logs, ContainerConfig, ExecConfig, LogOptions, LogProgress, Runtime};
+
+fn main() {
+    divan::main();
+}
+
+struct Bed {
+    tokio: tokio::runtime::Runtime,
+    rt: Runtime,
+    dir: tempfile::TempDir,
+    big_log: PathBuf,
+}
+
+static BED: LazyLock<Bed> = LazyLock::new(|| {
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio
+        .block_on(async { Runtime::new(dir.path().join("rt")) })
+        .expect("runtime (run tools/setup-sim.sh)");
+    let big_log = dir.path().join("big.log");
+    let cfg = config(&dir, "big", &["seq", "1", "200000"], big_log.clone());
+    tokio.block_on(async {
+        let c = rt.start(cfg).await.expect("start");
+        assert_eq!(c.wait().await.code, 0);
+    });
+    Bed {
+        tokio,
+        rt,
+        dir,
+        big_log,
+    }
+});
+
+fn config(dir: &tempfile::TempDir, id: &str, argv: &[&str], log: PathBuf) -> ContainerConfig {
+    let _ = dir;
+    ContainerConfig {
+        id: id.into(),
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![],
+        working_dir: None,
+        mounts: vec![],
+        hostname: "bench".into(),
+        log_path: log,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
+}
+
+/// Start a container running `true` and wait for its exit (log drained).
+#[divan::bench(sample_count = 50)]
+fn start_to_exit() {
+    let bed = &*BED;
+    let id = unique("exit");
+    let cfg = config(
+        &bed.dir,
+        &id,
+        &["true"],
+        bed.dir.path().join(format!("{id}.log")),
+    );
+    bed.tokio.block_on(async {
+        let c = bed.rt.start(cfg).await.expect("start");
+        assert_eq!(c.wait().await.code, 0);
+    });
+    bed.rt.remove(&id);
+}
+
+/// Start a long-running container (returns once PID 1 exists); killed outside the timing.
+#[divan::bench(sample_count = 50)]
+fn start_to_running(bencher: divan::Bencher) {
+    let bed = &*BED;
+    bencher
+        .with_inputs(|| {
+            let id = unique("run");
+            let log = bed.dir.path().join(format!("{id}.log"));
+            (id.clone(), config(&bed.dir, &id, &["sleep", "1000"], log))
+        })
+        .bench_local_values(|(id, cfg)| {
+            let c = bed.tokio.block_on(bed.rt.start(cfg)).expect("start");
+            divan::black_box(c.pid());
+            c.kill_all().expect("kill");
+            bed.tokio.block_on(c.wait());
+            bed.rt.remove(&id);
+        });
+}
+
+/// Exec `true` in a running container and wait for its exit code.
+#[divan::bench(sample_count = 50)]
+fn exec_true(bencher: divan::Bencher) {
+    let bed = &*BED;
+    let id = unique("exec");
+    let log = bed.dir.path().join(format!("{id}.log"));
+    let c = bed
+        .tokio
+        .block_on(bed.rt.start(config(&bed.dir, &id, &["sleep", "1000"], log)))
+        .expect("start");
+    bencher.bench_local(|| {
+        bed.tokio.block_on(async {
+            let mut p = c
+                .exec(ExecConfig {
+                    argv: vec!["true".into()],
+                    ..Default::default()
+                })
+                .await
+                .expect("exec");
+            assert_eq!(p.wait().await.expect("wait"), 0);
+        })
+    });
+    c.kill_all().expect("kill");
+    bed.tokio.block_on(c.wait());
+    bed.rt.remove(&id);
+}
+
+fn read_big(opts: LogOptions) -> usize {
+    let bed = &*BED;
+    bed.tokio.block_on(async {
+        let chunks: Vec<_> = logs::read(bed.big_log.clone(), opts, LogProgress::finished())
+            .try_collect()
+            .await
+            .expect("read");
+        chunks.iter().map(|c| c.len()).sum()
+    })
+}
+
+/// Read all 200,000 lines of a finished container's log.
+#[divan::bench(sample_count = 20)]
+fn read_200k_lines() -> usize {
+    read_big(LogOptions::default())
+}
+
+/// Read them with timestamps.
+#[divan::bench(sample_count = 20)]
+fn read_200k_lines_timestamps() -> usize {
+    read_big(LogOptions {
+        timestamps: true,
+        ..Default::default()
+    })
+}
+
+/// tailLines=100 of the 200,000-line log (seeks from the end).
+#[divan::bench(sample_count = 50)]
+fn tail_100_of_200k() -> usize {
+    read_big(LogOptions {
+        tail_lines: Some(100),
+        ..Default::default()
+    })
+}
