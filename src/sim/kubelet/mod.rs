@@ -11,6 +11,9 @@ mod expand;
 mod image;
 mod quantity;
 mod schedule;
+mod status;
+mod transitions;
+mod volumes;
 
 pub use config::{Config, Error as ConfigError, Node};
 pub use env::Objects;
