@@ -7,6 +7,7 @@
 
 pub mod kind;
 pub mod kubelet;
+pub mod runtime;
 pub mod status;
 pub mod store;
 
