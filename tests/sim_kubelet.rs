@@ -989,3 +989,79 @@ spec:
         "spec.containers{main}"
     )));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_sidecars_start_first_keep_running_and_stop_after_the_app() {
+    let sim = Sim::new();
+    sim.pod(
+        r#"metadata: {name: side}
+spec:
+  restartPolicy: Never
+  volumes: [{name: s, emptyDir: {}}]
+  initContainers:
+  - name: proxy
+    image: busybox:1.36
+    restartPolicy: Always
+    command: [sh, -c, "trap 'exit 0' TERM; echo -n up > /s/proxy; while true; do sleep 0.05; done"]
+    volumeMounts: [{name: s, mountPath: /s}]
+  containers:
+  - name: main
+    image: busybox:1.36
+    command: [sh, -c, 'while [ ! -s /s/proxy ]; do sleep 0.05; done; cat /s/proxy > /dev/termination-log; sleep 0.2']
+    volumeMounts: [{name: s, mountPath: /s}]
+"#,
+    );
+    let seen = sim.until("side", is_phase("Succeeded")).await;
+    let both = seen
+        .iter()
+        .map(|(_, p)| p)
+        .find(|p| {
+            init_container(p, "proxy")["state"]["running"].is_object()
+                && container(p, "main")["state"]["running"].is_object()
+        })
+        .expect("sidecar and app ran together");
+    assert_eq!(phase(both), "Running");
+    assert_eq!(
+        conditions(both)[1],
+        cond("Initialized", "True", "PodCompleted", "")
+    );
+    assert_eq!(init_container(both, "proxy")["ready"], true);
+    let done = &seen.last().expect("done").1;
+    assert_eq!(
+        container(done, "main")["state"]["terminated"]["message"],
+        "up"
+    );
+    assert_eq!(
+        init_container(done, "proxy")["state"]["terminated"]["exitCode"],
+        0
+    );
+    assert!(sim.events("side").contains(&ev(
+        "Normal",
+        "Killing",
+        "Stopping container proxy",
+        "kubelet",
+        "spec.initContainers{proxy}"
+    )));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_volume_claims_leave_the_pod_pending() {
+    let sim = Sim::new();
+    sim.pod(
+        "metadata: {name: pvc}
+spec:
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+  containers: [{name: main, image: busybox, command: ['true']}]",
+    );
+    let p = sim.wait("pvc", |p| !conditions(p).is_empty()).await;
+    assert_eq!(
+        conditions(&p),
+        [cond(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: persistentvolumeclaim \"data\" not found. \
+             preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
+        )]
+    );
+}
