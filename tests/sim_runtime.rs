@@ -424,3 +424,363 @@ from-main
         .err();
     assert!(matches!(err, Some(Error::NotRunning { .. })), "{err:?}");
 }
+
+/// The raw CRI records of a log file: (timestamp, stream, tag, content).
+fn records(path: &Path) -> Vec<(String, String, String, String)> {
+    std::fs::read_to_string(path)
+        .expect("log file")
+        .lines()
+        .map(|l| {
+            let mut p = l.splitn(4, ' ');
+            let mut next = || p.next().unwrap_or_default().to_string();
+            (next(), next(), next(), next())
+        })
+        .collect()
+}
+
+fn is_kubelet_timestamp(ts: &str) -> bool {
+    // 2026-11-27T09:49:01.123456789Z: always 9 fractional digits, UTC.
+    let b = ts.as_bytes();
+    b.len() == 30
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'.',
+            29 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+        && ts.parse::<jiff::Timestamp>().is_ok()
+}
+
+#[tokio::test]
+async fn logs_are_cri_records_with_partial_last_line() {
+    let bed = Bed::new();
+    let cfg = bed.sh("fmt", "printf 'one\\ntwo\\n'; echo err >&2; printf last");
+    let log = cfg.log_path.clone();
+    let (code, out) = bed.run(cfg).await;
+    assert_eq!(code, 0);
+    let recs = records(&log);
+    assert!(recs.iter().all(|r| is_kubelet_timestamp(&r.0)), "{recs:?}");
+    let mut stdout: Vec<(&str, &str)> = recs
+        .iter()
+        .filter(|r| r.1 == "stdout")
+        .map(|r| (r.2.as_str(), r.3.as_str()))
+        .collect();
+    let stderr: Vec<(&str, &str)> = recs
+        .iter()
+        .filter(|r| r.1 == "stderr")
+        .map(|r| (r.2.as_str(), r.3.as_str()))
+        .collect();
+    assert_eq!(stderr, [("F", "err")]);
+    assert_eq!(stdout, [("F", "one"), ("F", "two"), ("P", "last")]);
+    // Both streams are in one log, each in its own order (their relative order is the
+    // order the runtime read the pipes in); the API output is the records joined in file
+    // order, with a newline after each full one.
+    let joined: String = recs
+        .iter()
+        .map(|r| format!("{}{}", r.3, if r.2 == "F" { "\n" } else { "" }))
+        .collect();
+    assert_eq!(out, joined);
+    stdout.clear();
+
+    let ts = read_log(
+        &log,
+        LogOptions {
+            timestamps: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let lines: Vec<&str> = ts.split_inclusive('\n').collect();
+    assert_eq!(lines.len(), 4, "{ts:?}");
+    for (line, rec) in lines.iter().zip(&recs) {
+        let (stamp, content) = line.split_once(' ').expect("timestamp prefix");
+        assert_eq!(stamp, rec.0);
+        assert_eq!(content.trim_end_matches('\n'), rec.3);
+    }
+}
+
+#[tokio::test]
+async fn long_lines_are_split_into_partials_and_joined_on_read() {
+    let bed = Bed::new();
+    let cfg = bed.sh(
+        "long",
+        "head -c 40000 /dev/zero | tr '\\0' x; echo; echo short",
+    );
+    let log = cfg.log_path.clone();
+    let (_, out) = bed.run(cfg).await;
+    assert_eq!(out, format!("{}\nshort\n", "x".repeat(40000)));
+    let tags: Vec<String> = records(&log).into_iter().map(|r| r.2).collect();
+    assert_eq!(tags, ["P", "P", "F", "F"]);
+    // Timestamps are prefixed once per logical line, not per record.
+    let ts = read_log(
+        &log,
+        LogOptions {
+            timestamps: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(ts.len(), out.len() + 2 * 31);
+    // tailLines counts logical lines.
+    let tail = read_log(
+        &log,
+        LogOptions {
+            tail_lines: Some(2),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(tail, out);
+}
+
+#[tokio::test]
+async fn tail_since_and_limit_bytes() {
+    let bed = Bed::new();
+    let cfg = bed.sh("tsl", "seq 1 10");
+    let log = cfg.log_path.clone();
+    bed.run(cfg).await;
+    let read = |opts| read_log(&log, opts);
+    let tail = |n| LogOptions {
+        tail_lines: Some(n),
+        ..Default::default()
+    };
+    assert_eq!(read(tail(3)).await, "8\n9\n10\n");
+    assert_eq!(read(tail(0)).await, "");
+    assert_eq!(read(tail(100)).await.lines().count(), 10);
+    let limit = |n| LogOptions {
+        limit_bytes: Some(n),
+        ..Default::default()
+    };
+    assert_eq!(read(limit(5)).await, "1\n2\n3");
+    assert_eq!(read(limit(1)).await, "1");
+    let both = LogOptions {
+        tail_lines: Some(2),
+        limit_bytes: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(read(both).await, "9\n1");
+    let since_hour = LogOptions {
+        since_seconds: Some(3600),
+        ..Default::default()
+    };
+    assert_eq!(read(since_hour).await.lines().count(), 10);
+    let future = LogOptions {
+        since_time: Some(jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600)),
+        ..Default::default()
+    };
+    assert_eq!(read(future).await, "");
+}
+
+/// A container that prints `first`, then blocks until the test writes a line into a fifo
+/// in its volume, then prints `got <line>` and exits.
+async fn gated(bed: &Bed, id: &str) -> (Container, PathBuf, PathBuf) {
+    let vol = bed.path(&format!("{id}-vol"));
+    std::fs::create_dir_all(&vol).expect("mkdir");
+    let fifo = vol.join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let mut cfg = bed.sh(id, "echo first; read line < /v/fifo; echo \"got $line\"");
+    cfg.mounts = vec![Mount {
+        host_path: vol,
+        container_path: "/v".into(),
+        read_only: false,
+    }];
+    let log = cfg.log_path.clone();
+    (bed.rt.start(cfg).await.expect("start"), log, fifo)
+}
+
+async fn release(fifo: PathBuf, line: &str) {
+    // Opening a fifo for writing blocks until the container opens it for reading.
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(fifo)
+        .await
+        .expect("open fifo");
+    f.write_all(format!("{line}\n").as_bytes())
+        .await
+        .expect("write fifo");
+}
+
+#[tokio::test]
+async fn follow_streams_new_lines_and_ends_when_the_container_exits() {
+    let bed = Bed::new();
+    let (c, log, fifo) = gated(&bed, "follow").await;
+    let opts = LogOptions {
+        follow: true,
+        ..Default::default()
+    };
+    let mut stream = std::pin::pin!(logs::read(log.clone(), opts, c.log_progress()));
+    let first = stream.try_next().await.expect("read").expect("chunk");
+    assert_eq!(first.as_ref(), b"first\n");
+    // Nothing more until the container writes again: the follow is waiting, not ended.
+    release(fifo, "x").await;
+    let mut rest = Vec::new();
+    // A guard against a hang (not a correctness timer): the stream must end by itself.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(chunk) = stream.try_next().await.expect("read") {
+            rest.extend_from_slice(&chunk);
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "follow did not end after exit");
+    assert_eq!(rest, b"got x\n");
+    assert_eq!(c.wait().await.code, 0);
+
+    // sinceTime filters by record time: from the second record on, only it.
+    let second = records(&log)[1].0.parse::<jiff::Timestamp>().expect("ts");
+    let since = LogOptions {
+        since_time: Some(second),
+        ..Default::default()
+    };
+    assert_eq!(read_log(&log, since).await, "got x\n");
+    // A follow on a finished container returns everything and ends.
+    let again = LogOptions {
+        follow: true,
+        ..Default::default()
+    };
+    let all: Vec<_> = logs::read(log, again, c.log_progress())
+        .try_collect()
+        .await
+        .expect("read");
+    assert_eq!(all.concat(), b"first\ngot x\n");
+}
+
+#[tokio::test]
+async fn follow_ends_when_the_container_is_killed() {
+    let bed = Bed::new();
+    let (c, log, _fifo) = gated(&bed, "killed").await;
+    let opts = LogOptions {
+        follow: true,
+        timestamps: true,
+        ..Default::default()
+    };
+    let mut stream = std::pin::pin!(logs::read(log, opts, c.log_progress()));
+    let first = stream.try_next().await.expect("read").expect("chunk");
+    assert!(first.ends_with(b" first\n"));
+    c.kill_all().expect("kill");
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.try_next()).await;
+    assert!(matches!(next, Ok(Ok(None))), "{next:?}");
+    assert_eq!(c.wait().await.code, 137);
+}
+
+#[tokio::test]
+async fn two_hundred_thousand_lines_survive_capture_and_read() {
+    let bed = Bed::new();
+    let cfg = bed.sh("big", "seq 1 200000; seq 1 1000 >&2");
+    let log = cfg.log_path.clone();
+    let (code, out) = bed.run(cfg).await;
+    assert_eq!(code, 0);
+    let mut stdout_lines: Vec<u32> = Vec::with_capacity(200_000);
+    let mut stderr_lines = 0;
+    for r in records(&log) {
+        assert_eq!(r.2, "F");
+        match r.1.as_str() {
+            "stdout" => stdout_lines.push(r.3.parse().expect("number")),
+            _ => stderr_lines += 1,
+        }
+    }
+    assert_eq!(stdout_lines, (1..=200_000).collect::<Vec<u32>>());
+    assert_eq!(stderr_lines, 1000);
+    assert_eq!(out.lines().count(), 201_000);
+    let tail = read_log(
+        &log,
+        LogOptions {
+            tail_lines: Some(200_500),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(tail.lines().count(), 200_500);
+}
+
+#[tokio::test]
+async fn dropping_the_runtime_kills_its_containers_and_leaves_no_zombies() {
+    let bed = Bed::new();
+    let c = bed
+        .rt
+        .start(bed.cfg("long", &["sleep", "1000"]))
+        .await
+        .expect("start");
+    let done = bed
+        .rt
+        .start(bed.sh("short", "exit 0"))
+        .await
+        .expect("start");
+    assert_eq!(done.wait().await.code, 0);
+    let root = bed.rt.root_dir().to_path_buf();
+    assert!(root.exists());
+    let Bed { rt, dir } = bed;
+    drop(rt);
+    assert!(!root.exists(), "runtime root dir left behind");
+    let exit = c.wait().await;
+    assert_eq!((exit.code, exit.signal), (137, Some(9)));
+    assert!(!Path::new(&format!("/proc/{}", c.pid())).exists());
+    // Every child the runtime spawned has been reaped once its exit is reported. Other
+    // tests in this process may have a child between exit and reap for an instant, so a
+    // zombie only counts if it is still there after a bounded wait.
+    let me = std::process::id().to_string();
+    let zombies = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .expect("proc")
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|stat| {
+                let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+                let fields: Vec<&str> = rest.split(' ').collect();
+                fields.first() == Some(&"Z") && fields.get(1) == Some(&me.as_str())
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !zombies().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(zombies(), Vec::<String>::new());
+    drop(dir);
+}
+
+#[tokio::test]
+async fn dropping_an_exec_kills_its_command_and_file_mounts_work() {
+    let bed = Bed::new();
+    let term = bed.path("termination-log");
+    std::fs::write(&term, "").expect("touch");
+    let mut cfg = bed.sh(
+        "tl",
+        "echo done > /dev/termination-log; echo ready; exec sleep 1000",
+    );
+    // A file volume, the way the kubelet mounts terminationMessagePath.
+    cfg.mounts = vec![Mount {
+        host_path: term.clone(),
+        container_path: "/dev/termination-log".into(),
+        read_only: false,
+    }];
+    let log = cfg.log_path.clone();
+    let c = bed.rt.start(cfg).await.expect("start");
+    wait_for_log_line(&c, &log, "ready").await;
+    assert_eq!(std::fs::read_to_string(&term).expect("read"), "done\n");
+
+    let mut p = c
+        .exec(ExecConfig {
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo started; exec sleep 1000".into(),
+            ],
+            ..Default::default()
+        })
+        .await
+        .expect("exec");
+    let mut out = p.stdout.take().expect("stdout");
+    let mut first = [0u8; 8];
+    out.read_exact(&mut first).await.expect("started");
+    assert_eq!(&first, b"started\n");
+    drop(p);
+    // EOF arrives only once every holder of the pipe, the exec'd sleep included, is dead.
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).await.expect("eof");
+    assert!(rest.is_empty());
+    assert!(c.try_exit().is_none(), "the container itself keeps running");
+    c.kill_all().expect("kill");
+    assert_eq!(c.wait().await.code, 137);
+}

@@ -70,12 +70,13 @@ fn split(out: &mut Vec<u8>, pending: &mut Vec<u8>, ts: &str, stream: Stream, eof
     pending.truncate(keep);
 }
 
-/// Copies both pipes into `file` until both reach EOF, then marks the log done.
+/// Copies both pipes into `file` until both reach EOF. The caller marks the log done once
+/// the container has also exited (a container may close its output and keep running).
 pub(crate) async fn run<O, E>(
     mut stdout: O,
     mut stderr: E,
     mut file: std::fs::File,
-    progress: watch::Sender<LogState>,
+    progress: &watch::Sender<LogState>,
 ) where
     O: tokio::io::AsyncRead + Unpin,
     E: tokio::io::AsyncRead + Unpin,
@@ -112,7 +113,6 @@ pub(crate) async fn run<O, E>(
         }
     }
     let _ = file.flush();
-    progress.send_modify(|s| s.done = true);
 }
 
 #[cfg(test)]

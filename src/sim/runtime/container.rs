@@ -161,9 +161,10 @@ pub(crate) async fn start(
     let sent = Arc::new(Mutex::new(Vec::new()));
     let sent_monitor = sent.clone();
     let monitor = tokio::spawn(async move {
-        let capture = capture::run(stdout, stderr, log, progress_tx);
+        let capture = capture::run(stdout, stderr, log, &progress_tx);
         let (status, ()) = tokio::join!(child.wait(), capture);
         let finished_at = Timestamp::now();
+        progress_tx.send_modify(|s| s.done = true);
         let code = match status {
             Ok(s) => {
                 use std::os::unix::process::ExitStatusExt;

@@ -23,7 +23,8 @@ pub struct ExecConfig {
     pub tty: bool,
 }
 
-/// A running exec'd command. Take each pipe once; dropping `stdin` closes it.
+/// A running exec'd command. Take each pipe once; dropping `stdin` closes it. Dropping the
+/// `ExecProcess` (or [`ExecProcess::start_kill`]) kills the command.
 #[derive(Debug)]
 pub struct ExecProcess {
     /// Writable stdin of the command.
@@ -50,8 +51,7 @@ impl ExecProcess {
             .unwrap_or(-1))
     }
 
-    /// Kills the exec'd command's `nsenter` parent (the command itself dies with the
-    /// container at the latest).
+    /// Kills the command (SIGKILL to its `nsenter` parent, which the command follows).
     pub fn start_kill(&mut self) -> std::io::Result<()> {
         self.child.start_kill()
     }
@@ -102,19 +102,19 @@ pub(crate) fn spawn(t: Target<'_>, cfg: ExecConfig) -> Result<ExecProcess, Error
     cmd.args(["--pid", "--mount", "--uts", "--ipc", "--root"])
         .arg(format!("--wdns={wd}"))
         .arg("--");
-    // Same capability bounding set as the container's PID 1 (root only: in a user
-    // namespace the caps are confined to it anyway).
-    if t.isolation == Isolation::Root && root.join("usr/bin/setpriv").exists() {
-        let caps: Vec<String> = sandbox::CAPS
-            .iter()
-            .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
-            .collect();
-        cmd.args([
-            "/usr/bin/setpriv",
-            "--bounding-set",
-            &format!("-all,{}", caps.join(",")),
-            "--",
-        ]);
+    // setpriv (util-linux, seen through the container's /usr) ties the command to its
+    // nsenter parent, so killing or dropping the ExecProcess ends the command too, and, as
+    // root, gives it the same capability bounding set as the container's PID 1.
+    if root.join("usr/bin/setpriv").exists() {
+        cmd.args(["/usr/bin/setpriv", "--pdeathsig", "KILL"]);
+        if t.isolation == Isolation::Root {
+            let caps: Vec<String> = sandbox::CAPS
+                .iter()
+                .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+                .collect();
+            cmd.args(["--bounding-set", &format!("-all,{}", caps.join(","))]);
+        }
+        cmd.arg("--");
     }
     cmd.args(&cfg.argv)
         .env_clear()

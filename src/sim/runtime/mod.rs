@@ -13,7 +13,7 @@
 //!   namespaces), failing with [`Error::SandboxToolMissing`] or
 //!   [`Error::IsolationUnavailable`] naming what is missing. [`Runtime::isolation`] says
 //!   which mode is in use. `Runtime` is cheap to clone; when the last clone drops, every
-//!   container it started is killed and its root dir removed.
+//!   container it started is killed, and its root dir removed if `new` created it.
 //! - [`Runtime::start`]`(ContainerConfig) -> Result<Container, Error>` starts a container.
 //!   A missing executable is [`Error::ExecutableNotFound`] (the analogue of the kubelet's
 //!   `RunContainerError`/`CreateContainerError`), checked before anything is spawned.
@@ -204,6 +204,7 @@ pub struct Runtime {
 
 struct RuntimeInner {
     root_dir: PathBuf,
+    created_root: bool,
     isolation: Isolation,
     bwrap: PathBuf,
     nsenter: PathBuf,
@@ -227,6 +228,7 @@ impl Runtime {
             Isolation::UserNamespace
         };
         sandbox::probe(&bwrap, isolation)?;
+        let created_root = !root_dir.exists();
         std::fs::create_dir_all(&root_dir).map_err(|source| Error::CreateRootDir {
             path: root_dir.clone(),
             source,
@@ -234,6 +236,7 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 root_dir,
+                created_root,
                 isolation,
                 bwrap,
                 nsenter,
@@ -247,7 +250,7 @@ impl Runtime {
         self.inner.isolation
     }
 
-    /// The runtime's scratch directory (removed when the runtime drops).
+    /// The runtime's scratch directory (removed when the runtime drops if `new` created it).
     pub fn root_dir(&self) -> &Path {
         &self.inner.root_dir
     }
@@ -305,7 +308,10 @@ impl Drop for RuntimeInner {
         for c in containers.values() {
             c.kill_on_drop_of_runtime();
         }
-        // Best effort: the dir only ever holds runtime scratch files.
-        let _ = std::fs::remove_dir_all(&self.root_dir);
+        // Only a dir this runtime created is removed; a caller-provided one may hold
+        // other things (logs, volumes) that outlive the runtime.
+        if self.created_root {
+            let _ = std::fs::remove_dir_all(&self.root_dir);
+        }
     }
 }
