@@ -38,9 +38,14 @@ fn phase(p: &Pod) -> Option<&str> {
 
 /// Create a pod and wait (by watch) until it is Running.
 async fn create_running(pods: &Api<Pod>, name: &str) {
-    let created = pods.create(&PostParams::default(), &pod(name, 300)).await.expect("create");
+    let created = pods
+        .create(&PostParams::default(), &pod(name, 300))
+        .await
+        .expect("create");
     let rv = created.metadata.resource_version.clone().expect("rv");
-    let wp = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(60);
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(60);
     let mut s = pods.watch(&wp, &rv).await.expect("watch").boxed();
     while let Some(ev) = s.try_next().await.expect("watch event") {
         if let WatchEvent::Modified(p) | WatchEvent::Added(p) = ev {
@@ -76,7 +81,7 @@ fn create_to_running(bencher: divan::Bencher) {
 fn api_create_pod(bencher: divan::Bencher) {
     let rt = rt();
     let (sim, pods) = rt.block_on(async {
-        let sim = Sim::start(Config { kubelet: false, ..Config::default() }).await.expect("sim");
+        let sim = Sim::start(Config::default()).await.expect("sim");
         let client = sim.client().await.expect("client");
         (sim, Api::<Pod>::namespaced(client, "default"))
     });
@@ -87,7 +92,11 @@ fn api_create_pod(bencher: divan::Bencher) {
             format!("api-{n}")
         })
         .bench_local_values(|name| {
-            rt.block_on(async { pods.create(&PostParams::default(), &pod(&name, 1)).await.expect("create") })
+            rt.block_on(async {
+                pods.create(&PostParams::default(), &pod(&name, 1))
+                    .await
+                    .expect("create")
+            })
         });
     rt.block_on(sim.shutdown());
 }
@@ -150,6 +159,9 @@ fn pods_500_with_watches() {
         );
     });
     // The simulator stops its pods on SIGINT like Ctrl-C.
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     let _ = child.wait();
 }

@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use crate::sim::faults::FaultKind;
 use crate::sim::containers::Run;
+use crate::sim::faults::FaultKind;
 use crate::sim::runtime::ExecConfig;
 use crate::sim::server::api::{Query, Route};
 use crate::sim::server::logs::{container_status, pick_container};
@@ -52,28 +52,51 @@ pub async fn serve(app: Arc<AppState>, route: &Route, q: &Query, req: Request) -
     let container = pick_container(&pod, &name, q.get("container"))?;
     let argv = q.all("command");
     if argv.is_empty() {
-        return Err(ApiError::bad_request("you must specify at least one command for the container"));
+        return Err(ApiError::bad_request(
+            "you must specify at least one command for the container",
+        ));
     }
-    if pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().is_empty() {
-        return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
     }
-    let phase = pod.pointer("/status/phase").and_then(Value::as_str).unwrap_or_default();
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
         return Err(ApiError::bad_request(format!(
             "cannot exec into a container in a completed pod; current phase is {phase}"
         )));
     }
     let path = format!("/api/v1/namespaces/{ns}/pods/{name}/exec");
-    if app.faults.take("create", &path, |k| matches!(k, FaultKind::FailExec)).is_some() {
-        return Err(ApiError::internal("error dialing backend: injected exec handshake failure"));
+    if app
+        .faults
+        .take("create", &path, |k| matches!(k, FaultKind::FailExec))
+        .is_some()
+    {
+        return Err(ApiError::internal(
+            "error dialing backend: injected exec handshake failure",
+        ));
     }
-    let running = container_status(&pod, &container).is_some_and(|s| s["state"]["running"].is_object());
+    let running =
+        container_status(&pod, &container).is_some_and(|s| s["state"]["running"].is_object());
     let run = app
         .containers
         .as_ref()
         .and_then(|r| r.lookup(&ns, &name, &container, false))
         .filter(|r| running && !r.exited)
-        .ok_or_else(|| ApiError::bad_request(format!("unable to upgrade connection: container not found (\"{container}\")")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to upgrade connection: container not found (\"{container}\")"
+            ))
+        })?;
     let tty = q.flag("tty");
     let stdin = q.flag("stdin");
     let (mut parts, _body) = req.into_parts();
@@ -81,7 +104,9 @@ pub async fn serve(app: Arc<AppState>, route: &Route, q: &Query, req: Request) -
         .await
         .map_err(|_| ApiError::bad_request("Upgrade request required"))?;
     let ws = ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]);
-    let v5 = ws.selected_protocol().is_some_and(|p| p == "v5.channel.k8s.io");
+    let v5 = ws
+        .selected_protocol()
+        .is_some_and(|p| p == "v5.channel.k8s.io");
     if ws.selected_protocol().is_none() {
         return Err(ApiError::bad_request(
             "websocket subprotocol v5.channel.k8s.io or v4.channel.k8s.io required",
@@ -120,9 +145,20 @@ async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, channel: u8, tx: mpsc::S
 }
 
 /// One exec session on an upgraded socket.
-async fn session(socket: WebSocket, run: Run, argv: Vec<String>, want_stdin: bool, tty: bool, v5: bool) {
+async fn session(
+    socket: WebSocket,
+    run: Run,
+    argv: Vec<String>,
+    want_stdin: bool,
+    tty: bool,
+    v5: bool,
+) {
     let (mut sink, mut source) = socket.split();
-    let cfg = ExecConfig { argv: argv.clone(), tty, ..ExecConfig::default() };
+    let cfg = ExecConfig {
+        argv: argv.clone(),
+        tty,
+        ..ExecConfig::default()
+    };
     let mut proc = match run.container.exec(cfg).await {
         Ok(p) => p,
         Err(e) => {
@@ -198,7 +234,10 @@ mod tests {
         assert_eq!(exit_status(&["true".into()], 0)["status"], "Success");
         let s = exit_status(&["sh".into(), "-c".into(), "exit 3".into()], 3);
         assert_eq!(s["reason"], "NonZeroExitCode");
-        assert_eq!(s["details"]["causes"][0], json!({"reason": "ExitCode", "message": "3"}));
+        assert_eq!(
+            s["details"]["causes"][0],
+            json!({"reason": "ExitCode", "message": "3"})
+        );
         assert_eq!(s["message"], "command terminated with non-zero exit code: error executing command [sh -c exit 3], exit code 3");
     }
 }

@@ -54,7 +54,10 @@ pub fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<St
                 main.join(" ")
             );
             if !init.is_empty() {
-                msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init.join(" ")
+                ));
             }
             Err(ApiError::bad_request(msg))
         }
@@ -63,11 +66,18 @@ pub fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<St
 
 /// The container's status entry, from whichever status list holds it.
 pub fn container_status<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
-    ["containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"]
-        .iter()
-        .filter_map(|l| pod.pointer(&format!("/status/{l}")).and_then(Value::as_array))
-        .flatten()
-        .find(|s| s["name"] == container)
+    [
+        "containerStatuses",
+        "initContainerStatuses",
+        "ephemeralContainerStatuses",
+    ]
+    .iter()
+    .filter_map(|l| {
+        pod.pointer(&format!("/status/{l}"))
+            .and_then(Value::as_array)
+    })
+    .flatten()
+    .find(|s| s["name"] == container)
 }
 
 fn parse_options(q: &Query, pod: &str) -> Result<LogOptions> {
@@ -84,16 +94,31 @@ fn parse_options(q: &Query, pod: &str) -> Result<LogOptions> {
     let tail = q.int("tailLines")?;
     let limit = q.int("limitBytes")?;
     if since_time.is_some() && since_seconds.is_some() {
-        causes.push(Cause::forbidden("", "at most one of `sinceTime` or `sinceSeconds` may be specified"));
+        causes.push(Cause::forbidden(
+            "",
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        ));
     }
     if since_seconds.is_some_and(|s| s < 1) {
-        causes.push(Cause::invalid("sinceSeconds", &since_seconds.into(), "must be greater than 0"));
+        causes.push(Cause::invalid(
+            "sinceSeconds",
+            &since_seconds.into(),
+            "must be greater than 0",
+        ));
     }
     if tail.is_some_and(|t| t < 0) {
-        causes.push(Cause::invalid("tailLines", &tail.into(), "must be greater than or equal to 0"));
+        causes.push(Cause::invalid(
+            "tailLines",
+            &tail.into(),
+            "must be greater than or equal to 0",
+        ));
     }
     if limit.is_some_and(|l| l < 1) {
-        causes.push(Cause::invalid("limitBytes", &limit.into(), "must be greater than 0"));
+        causes.push(Cause::invalid(
+            "limitBytes",
+            &limit.into(),
+            "must be greater than 0",
+        ));
     }
     if !causes.is_empty() {
         return Err(ApiError::invalid("PodLogOptions", pod, causes));
@@ -148,15 +173,24 @@ pub async fn serve(app: Arc<AppState>, route: &Route, q: &Query) -> Result<Respo
     let pod = app.store.get(route.kind, ns, name)?;
     let container = pick_container(&pod, name, q.get("container"))?;
     let opts = parse_options(q, name)?;
-    let text = |b: Body| {
-        (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], b).into_response()
-    };
-    if pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default().is_empty() {
+    let text =
+        |b: Body| (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], b).into_response();
+    if pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .is_empty()
+    {
         // Not scheduled: the API server has no kubelet to ask and answers empty.
         return Ok(text(Body::empty()));
     }
     let previous = q.flag("previous");
-    let use_previous = choose_run(container_status(&pod, &container), &container, name, previous)?;
+    let use_previous = choose_run(
+        container_status(&pod, &container),
+        &container,
+        name,
+        previous,
+    )?;
     let run = app
         .containers
         .as_ref()
@@ -172,14 +206,17 @@ pub async fn serve(app: Arc<AppState>, route: &Route, q: &Query) -> Result<Respo
         run.container.log_progress()
     };
     let path = route_path(ns, name);
-    let cut = app.faults.take("get", &path, |k| matches!(k, FaultKind::CutLog { .. }));
+    let cut = app
+        .faults
+        .take("get", &path, |k| matches!(k, FaultKind::CutLog { .. }));
     let stream = logs::read(run.log_path.clone(), opts, progress);
     let shutdown = app.shutdown.clone();
     let stream = stream.take_until(async move { shutdown.cancelled().await });
     let body = match cut {
-        Some(FaultKind::CutLog { after_lines, after_bytes }) => {
-            Body::from_stream(cut_stream(stream, after_lines, after_bytes, app.clone()))
-        }
+        Some(FaultKind::CutLog {
+            after_lines,
+            after_bytes,
+        }) => Body::from_stream(cut_stream(stream, after_lines, after_bytes, app.clone())),
         _ => Body::from_stream(stream),
     };
     Ok(text(body))
@@ -239,7 +276,10 @@ fn cut_stream(
         }
         if s.lines_left == Some(0) || s.bytes_left == Some(0) {
             s.done = true;
-            s.app.faults.count(&FaultKind::CutLog { after_lines: None, after_bytes: None });
+            s.app.faults.count(&FaultKind::CutLog {
+                after_lines: None,
+                after_bytes: None,
+            });
         }
         Some((Ok(chunk.slice(..end)), s))
     })
@@ -256,16 +296,27 @@ mod tests {
         let e = pick_container(&pod, "p", None).expect_err("ambiguous");
         assert_eq!(e.message, "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]");
         assert_eq!(pick_container(&pod, "p", Some("i")).expect("init"), "i");
-        assert_eq!(pick_container(&pod, "p", Some("z")).expect_err("bad").message, "container z is not valid for pod p");
+        assert_eq!(
+            pick_container(&pod, "p", Some("z"))
+                .expect_err("bad")
+                .message,
+            "container z is not valid for pod p"
+        );
     }
 
     #[test]
     fn waiting_containers_have_no_logs() {
         let st = json!({"name": "base", "state": {"waiting": {"reason": "ContainerCreating"}}});
         let e = choose_run(Some(&st), "base", "x", false).expect_err("waiting");
-        assert_eq!(e.message, "container \"base\" in pod \"x\" is waiting to start: ContainerCreating");
+        assert_eq!(
+            e.message,
+            "container \"base\" in pod \"x\" is waiting to start: ContainerCreating"
+        );
         let e = choose_run(Some(&st), "base", "x", true).expect_err("no previous");
-        assert_eq!(e.message, "previous terminated container \"base\" in pod \"x\" not found");
+        assert_eq!(
+            e.message,
+            "previous terminated container \"base\" in pod \"x\" not found"
+        );
         let crash = json!({"state": {"waiting": {"reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"exitCode": 1}}});
         assert_eq!(choose_run(Some(&crash), "base", "x", false), Ok(false));
         assert_eq!(choose_run(Some(&crash), "base", "x", true), Ok(false));
