@@ -1171,89 +1171,9 @@ async fn watch_timeout_seconds_ends_the_stream() {
 // ---- Logs and exec over HTTPS, with containers started on the runtime by the test ----
 // (the process kubelet does this for real pods; here the test plays the kubelet's part)
 
-mod runs {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-
-    use podrun::sim::containers::{Lookup, Run};
-
-    #[derive(Default)]
-    pub struct Table(pub Mutex<HashMap<(String, String, String), Vec<Run>>>);
-
-    impl Lookup for Table {
-        fn lookup(&self, ns: &str, pod: &str, container: &str, previous: bool) -> Option<Run> {
-            let t = self.0.lock().expect("lock");
-            let runs = t.get(&(ns.to_string(), pod.to_string(), container.to_string()))?;
-            runs.get(runs.len().checked_sub(if previous { 2 } else { 1 })?)
-                .cloned()
-        }
-    }
-
-    pub fn new() -> Arc<Table> {
-        Arc::new(Table::default())
-    }
-}
-
-/// A simulator whose pod `name` runs `script` in container `base` on the real runtime.
-async fn with_running_pod(
-    name: &str,
-    script: &str,
-) -> (
-    Sim,
-    Api<Pod>,
-    podrun::sim::runtime::Runtime,
-    tempfile::TempDir,
-) {
-    use podrun::sim::runtime::{ContainerConfig, Runtime};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = Runtime::new(dir.path().join("rt"))
-        .expect("container isolation available (tools/setup-sim.sh)");
-    let table = runs::new();
-    let sim = Sim::start(Config {
-        containers: Some(table.clone()),
-        ..Config::default()
-    })
-    .await
-    .expect("sim");
-    let pods: Api<Pod> = Api::namespaced(sim.client().await.expect("client"), "default");
-    let p = pods
-        .create(&PostParams::default(), &pod(name))
-        .await
-        .expect("create");
-    let uid = p.metadata.uid.expect("uid");
-    sim.store()
-        .bind_pod("default", name, &uid, "sim-node")
-        .expect("bind");
-    let log_path = dir.path().join(format!("{name}.log"));
-    let cfg = ContainerConfig {
-        id: format!("default_{name}_base"),
-        argv: vec!["sh".into(), "-c".into(), script.into()],
-        env: vec![("GREETING".into(), "hi".into())],
-        working_dir: None,
-        mounts: Vec::new(),
-        hostname: name.into(),
-        log_path: log_path.clone(),
-    };
-    let container = runtime.start(cfg).await.expect("start container");
-    table.0.lock().expect("lock").insert(
-        ("default".into(), name.into(), "base".into()),
-        vec![podrun::sim::containers::Run {
-            container,
-            log_path,
-            exited: false,
-        }],
-    );
-    sim.store()
-        .modify_status(podrun::sim::Kind::Pod, "default", name, Some(&uid), |st| {
-            st["phase"] = json!("Running");
-            st["containerStatuses"] = json!([{"name": "base", "ready": true, "restartCount": 0,
-                "image": "busybox", "imageID": "", "started": true,
-                "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]);
-            Ok(())
-        })
-        .expect("status");
-    (sim, pods, runtime, dir)
-}
+#[path = "sim_api/runtime_pod.rs"]
+mod runtime_pod;
+use runtime_pod::with_running_pod;
 
 #[tokio::test]
 async fn logs_over_https_with_options_and_faults() {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
@@ -165,7 +165,7 @@ async fn session(
             let st = json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError",
                             "details": {"causes": [{"message": e.to_string()}]}});
             let _ = sink.send(frame(STATUS, st.to_string().as_bytes())).await;
-            let _ = sink.close().await;
+            let _ = sink.send(normal_close()).await;
             return;
         }
     };
@@ -184,6 +184,8 @@ async fn session(
         while let Some(Ok(msg)) = source.next().await {
             let data = match msg {
                 Message::Binary(b) => b,
+                // The Python client sends str data as text frames ("\u{0}data").
+                Message::Text(t) => Bytes::copy_from_slice(t.as_str().as_bytes()),
                 Message::Close(_) => break,
                 _ => continue,
             };
@@ -222,7 +224,16 @@ async fn session(
     while pumps.join_next().await.is_some() {}
     let st = exit_status(&argv, code);
     let _ = sink.send(frame(STATUS, st.to_string().as_bytes())).await;
-    let _ = sink.close().await;
+    let _ = sink.send(normal_close()).await;
+}
+
+/// A close frame with 1000 (normal closure): client-go reads anything else (even a close
+/// without a code, 1005) as an error on the stream.
+fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: 1000,
+        reason: "".into(),
+    }))
 }
 
 #[cfg(test)]
