@@ -8,6 +8,7 @@
 //! - [`status`]: [`ApiError`], every failure as the API server's `Status`.
 //! - [`selector`]: label and field selectors.
 //! - [`kind`]: the served resource kinds.
+//! - [`kubelet`]: scheduler and process kubelet (branch sim-kubelet).
 //! - [`runtime`]: isolated container processes, CRI logs, exec (branch sim-runtime).
 //! - [`Sim`]: a running simulator (start, kubeconfig, counters, faults, shutdown).
 
@@ -16,6 +17,7 @@ pub mod faults;
 mod instance;
 pub mod kind;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod runtime;
 pub mod selector;
 pub mod server;
