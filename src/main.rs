@@ -16,11 +16,16 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Run the local Kubernetes simulator until Ctrl-C.
+    Sim(podrun::cli::sim::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: podrun::cli::Result = match cli.command {};
+    let result: podrun::cli::Result = match cli.command {
+        Command::Sim(args) => podrun::cli::sim::run(args),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

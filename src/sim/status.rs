@@ -179,6 +179,11 @@ impl ApiError {
         .with_details(json!({"name": name, "kind": kind, "causes": causes_json}))
     }
 
+    /// 422 Invalid without field causes (e.g. a JSON patch that does not apply).
+    pub fn invalid_generic(message: impl Into<String>) -> Self {
+        ApiError::new(422, "Invalid", message).with_details(json!({}))
+    }
+
     /// 403 `pods "x" is forbidden: why`.
     pub fn forbidden(resource: &str, name: &str, why: &str) -> Self {
         let message = if name.is_empty() {

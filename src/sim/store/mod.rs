@@ -139,6 +139,10 @@ pub struct Change {
     pub object: Arc<Value>,
     /// resourceVersion of the change.
     pub rv: u64,
+    /// The object before the change (None for ADDED).
+    pub prev: Option<Arc<Value>>,
+    /// The object serialized once, shared by every watcher.
+    json: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Change {
@@ -148,6 +152,12 @@ impl Change {
             .pointer("/metadata/uid")
             .and_then(Value::as_str)
             .unwrap_or_default()
+    }
+
+    /// The object as JSON bytes (serialized once for all watchers).
+    pub fn object_json(&self) -> &[u8] {
+        self.json
+            .get_or_init(|| serde_json::to_vec(&*self.object).unwrap_or_default())
     }
 
     /// The object decoded as a typed pod (for `Kind::Pod` changes).
@@ -307,6 +317,7 @@ pub struct Watch {
     after: u64,
     closed: CancellationToken,
     lagged: bool,
+    progress: u64,
 }
 
 impl Watch {
@@ -324,6 +335,7 @@ impl Watch {
             };
             match got {
                 Ok(c) => {
+                    self.progress = self.progress.max(c.rv);
                     if self.matches(&c) {
                         return Some(c);
                     }
@@ -335,6 +347,17 @@ impl Watch {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The highest resourceVersion this watcher has seen (matching or not): every change
+    /// of its kind up to here has been delivered, so it is a valid BOOKMARK version.
+    pub fn progress(&self) -> u64 {
+        self.progress
+    }
+
+    /// Take the events queued at subscription (initial ADDED or replay) at once.
+    pub fn take_pending(&mut self) -> Vec<Arc<Change>> {
+        self.pending.drain(..).collect()
     }
 
     /// Whether the watch ended because the watcher was too slow.
@@ -422,6 +445,34 @@ impl Store {
         self.lock().rv
     }
 
+    /// The highest resourceVersion no longer in the watch history.
+    pub fn compacted(&self) -> u64 {
+        self.lock().compacted
+    }
+
+    /// Atomic PATCH: `f` edits the whole current object; the result goes through the
+    /// update path (or the status path with `status_only`). A patch that sets
+    /// `metadata.resourceVersion` to another value fails with 409 Conflict.
+    pub fn patch(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        status_only: bool,
+        f: impl FnOnce(&mut Value) -> Result<()>,
+    ) -> Result<Value> {
+        let mut st = self.lock();
+        let mut obj = Self::current(&st, kind, namespace, name)?;
+        let before = meta_str(&obj, "resourceVersion").to_string();
+        f(&mut obj)?;
+        let after = meta_str(&obj, "resourceVersion");
+        if !after.is_empty() && after != before {
+            return Err(ApiError::stale(kind.plural(), name));
+        }
+        Self::check_type(kind, &obj)?;
+        self.store_update(&mut st, kind, namespace, name, obj, status_only)
+    }
+
     /// Forget the watch history: any watch from an older resourceVersion gets 410 Expired.
     pub fn compact(&self) {
         let mut st = self.lock();
@@ -429,7 +480,14 @@ impl Store {
         st.compacted = st.rv;
     }
 
-    fn emit(&self, st: &mut State, kind: Kind, change: ChangeType, object: Arc<Value>) {
+    /// Write the object (insert, or remove for Deleted) and broadcast the change with the
+    /// previous state, so filtered watches can turn "stopped matching" into DELETED.
+    fn commit(&self, st: &mut State, key: Key, change: ChangeType, object: Arc<Value>) {
+        let kind = key.0;
+        let prev = match change {
+            ChangeType::Deleted => st.objects.remove(&key),
+            _ => st.objects.insert(key, object.clone()),
+        };
         let c = Arc::new(Change {
             kind,
             namespace: meta_str(&object, "namespace").to_string(),
@@ -437,6 +495,8 @@ impl Store {
             change,
             rv: st.rv,
             object,
+            prev,
+            json: std::sync::OnceLock::new(),
         });
         st.history.push_back(c.clone());
         while st.history.len() > self.config.history {
@@ -513,6 +573,8 @@ impl Store {
                         change: ChangeType::Added,
                         object: obj,
                         rv,
+                        prev: None,
+                        json: std::sync::OnceLock::new(),
                     }));
                 }
                 st.rv
@@ -541,6 +603,7 @@ impl Store {
             after,
             closed: self.closed.clone(),
             lagged: false,
+            progress: after,
         })
     }
 
@@ -639,7 +702,7 @@ impl Store {
                     obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
             }
-            Kind::Event | Kind::ConfigMap | Kind::ServiceAccount => {}
+            Kind::Event | Kind::ConfigMap | Kind::ServiceAccount | Kind::Node => {}
         }
         obj["kind"] = json!(kind.kind());
         obj["apiVersion"] = json!("v1");
@@ -723,8 +786,7 @@ impl Store {
         }
         Self::next_rv(&mut st, &mut obj);
         let arc = Arc::new(obj);
-        st.objects.insert(key, arc.clone());
-        self.emit(&mut st, kind, ChangeType::Added, arc.clone());
+        self.commit(&mut st, key, ChangeType::Added, arc.clone());
         if kind == Kind::Namespace {
             self.populate_namespace(&mut st, &name);
         }
@@ -752,8 +814,7 @@ impl Store {
             set_meta(&mut obj, "creationTimestamp", json!(meta::now()));
             Self::next_rv(st, &mut obj);
             let arc = Arc::new(obj);
-            st.objects.insert((kind, ns.to_string(), name), arc.clone());
-            self.emit(st, kind, ChangeType::Added, arc);
+            self.commit(st, (kind, ns.to_string(), name), ChangeType::Added, arc);
         }
     }
 
@@ -960,15 +1021,13 @@ impl Store {
             .is_none_or(|g| g == 0);
         if deleting && !has_finalizers(&new) && (kind != Kind::Pod || grace0) {
             // The last finalizer went away on an object whose delete was waiting for it.
-            st.objects.remove(&key);
             let arc = Arc::new(new.clone());
-            self.emit(st, kind, ChangeType::Deleted, arc);
+            self.commit(st, key, ChangeType::Deleted, arc);
             self.after_removal(st, kind, namespace);
             return Ok(new);
         }
         let arc = Arc::new(new.clone());
-        st.objects.insert(key, arc.clone());
-        self.emit(st, kind, ChangeType::Modified, arc);
+        self.commit(st, key, ChangeType::Modified, arc);
         Ok(new)
     }
 
@@ -1075,8 +1134,7 @@ impl Store {
             }
             Self::next_rv(st, &mut obj);
             let arc = Arc::new(obj.clone());
-            st.objects.insert(key, arc.clone());
-            self.emit(st, kind, ChangeType::Modified, arc);
+            self.commit(st, key, ChangeType::Modified, arc);
             return Ok(Deleted::Pending(obj));
         }
         Ok(Deleted::Removed(self.remove(st, key, kind, namespace, obj)))
@@ -1090,10 +1148,9 @@ impl Store {
         namespace: &str,
         mut obj: Value,
     ) -> Value {
-        st.objects.remove(&key);
         Self::next_rv(st, &mut obj);
         let arc = Arc::new(obj.clone());
-        self.emit(st, kind, ChangeType::Deleted, arc);
+        self.commit(st, key, ChangeType::Deleted, arc);
         self.after_removal(st, kind, namespace);
         obj
     }
@@ -1131,8 +1188,7 @@ impl Store {
             obj["status"] = json!({"phase": "Terminating"});
             Self::next_rv(st, &mut obj);
             let arc = Arc::new(obj.clone());
-            st.objects.insert(key.clone(), arc.clone());
-            self.emit(st, Kind::Namespace, ChangeType::Modified, arc);
+            self.commit(st, key.clone(), ChangeType::Modified, arc);
         }
         for kind in Kind::ALL.into_iter().filter(|k| k.namespaced()) {
             let names: Vec<String> = Self::select(st, kind, Some(name))
@@ -1185,8 +1241,7 @@ impl Store {
             set_meta(&mut o, "deletionGracePeriodSeconds", json!(0));
             Self::next_rv(&mut st, &mut o);
             let arc = Arc::new(o);
-            st.objects.insert(key, arc.clone());
-            self.emit(&mut st, Kind::Pod, ChangeType::Modified, arc);
+            self.commit(&mut st, key, ChangeType::Modified, arc);
             return Ok(true);
         }
         self.remove(&mut st, key, Kind::Pod, namespace, obj);
@@ -1229,11 +1284,12 @@ impl Store {
         }
         Self::next_rv(&mut st, &mut obj);
         let arc = Arc::new(obj.clone());
-        st.objects.insert(
+        self.commit(
+            &mut st,
             (Kind::Pod, namespace.to_string(), name.to_string()),
-            arc.clone(),
+            ChangeType::Modified,
+            arc,
         );
-        self.emit(&mut st, Kind::Pod, ChangeType::Modified, arc);
         Ok(obj)
     }
 
