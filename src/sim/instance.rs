@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::sim::containers::Lookup;
 use crate::sim::faults::{Fault, Faults, RequestCounts};
 use crate::sim::server::{self, tls, AppState, Settings};
 use crate::sim::store::{self, Store};
@@ -56,7 +57,7 @@ pub enum Error {
 }
 
 /// Simulator settings; `Config::default()` is an ephemeral port and a temp kubeconfig.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Port on 127.0.0.1; 0 (default) picks a free one.
     pub port: u16,
@@ -68,6 +69,21 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Changes kept for watch replay (default 10000).
     pub history: usize,
+    /// Where logs/exec find containers when no built-in kubelet runs (tests that drive
+    /// the runtime themselves).
+    pub containers: Option<Arc<dyn Lookup>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("faults", &self.faults)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .field("history", &self.history)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -78,6 +94,7 @@ impl Default for Config {
             faults: Vec::new(),
             bookmark_interval: Duration::from_secs(60),
             history: store::Config::default().history,
+            containers: None,
         }
     }
 }
@@ -149,6 +166,7 @@ impl Sim {
             token: token.clone(),
             faults,
             requests: Arc::new(RequestCounts::default()),
+            containers: config.containers.clone(),
             settings: Settings {
                 bookmark_interval: config.bookmark_interval,
                 address: addr.to_string(),
