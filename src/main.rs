@@ -16,11 +16,16 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Test and check Rhai and WASM hooks.
+    Hooks(podrun::cli::hooks::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: podrun::cli::Result = match cli.command {};
+    let result: podrun::cli::Result = match cli.command {
+        Command::Hooks(args) => podrun::cli::hooks::run(args),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -11,6 +11,34 @@ pub fn changed_paths(before: &Value, after: &Value) -> Vec<String> {
     out
 }
 
+/// Put `after`'s object keys in `before`'s order (new keys last), recursively where both
+/// sides are objects. Rhai maps are sorted by key; this keeps a mutated pod readable next
+/// to the original in `podrun render`.
+pub fn reorder_like(before: &Value, after: Value) -> Value {
+    match (before, after) {
+        (Value::Object(b), Value::Object(mut a)) => {
+            let mut out = serde_json::Map::with_capacity(a.len());
+            for (key, bv) in b {
+                if let Some(av) = a.remove(key) {
+                    out.insert(key.clone(), reorder_like(bv, av));
+                }
+            }
+            out.extend(a);
+            Value::Object(out)
+        }
+        (Value::Array(b), Value::Array(a)) => Value::Array(
+            a.into_iter()
+                .enumerate()
+                .map(|(i, av)| match b.get(i) {
+                    Some(bv) => reorder_like(bv, av),
+                    None => av,
+                })
+                .collect(),
+        ),
+        (_, after) => after,
+    }
+}
+
 fn walk(before: &Value, after: &Value, path: &mut String, out: &mut Vec<String>) {
     match (before, after) {
         (Value::Object(a), Value::Object(b)) => {
@@ -83,5 +111,17 @@ mod tests {
             ]
         );
         assert!(changed_paths(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn reorder_keeps_original_key_order() {
+        let before =
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "a", "labels": {}}});
+        let after = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"x": "1"}, "name": "a"}, "extra": 1});
+        let text = reorder_like(&before, after).to_string();
+        assert_eq!(
+            text,
+            r#"{"kind":"Pod","apiVersion":"v1","metadata":{"name":"a","labels":{"x":"1"}},"extra":1}"#
+        );
     }
 }

@@ -122,25 +122,7 @@ impl Hook {
             name: spec.display_name(index),
             file: spec.source.file().map(ToOwned::to_owned),
         };
-        let imp = match &spec.source {
-            HookSource::Rhai(path) => {
-                let text = read_hook(&r, path, limits)?;
-                let engine = runtime.rhai_engine(tenant, limits);
-                let hook = engine.load(r.clone(), &text)?;
-                Imp::Rhai { engine, hook }
-            }
-            HookSource::Script(text) => {
-                let engine = runtime.rhai_engine(tenant, limits);
-                let hook = engine.load(r.clone(), text)?;
-                Imp::Rhai { engine, hook }
-            }
-            HookSource::Wasm(_) => {
-                return Err(Error::Unsupported {
-                    hook: Box::new(r),
-                    message: "wasm hooks are not built in this build".into(),
-                })
-            }
-        };
+        let imp = compile(runtime, &r, &spec.source, limits)?;
         let hook = Hook {
             r,
             spec: spec.clone(),
@@ -161,6 +143,19 @@ impl Hook {
             });
         }
         Ok(hook)
+    }
+
+    /// Compile the code of `source` without running it and list the points it
+    /// implements (`podrun hooks check`). Forbidden constructs fail here.
+    pub fn check(
+        runtime: &Runtime,
+        r: &HookRef,
+        source: &HookSource,
+        limits: &Limits,
+    ) -> Result<Vec<Point>, Error> {
+        Ok(match compile(runtime, r, source, limits)? {
+            Imp::Rhai { hook, .. } => hook.points().to_vec(),
+        })
     }
 
     /// Which hook this is.
@@ -215,6 +210,32 @@ impl Hook {
             point,
             cause,
         }
+    }
+}
+
+/// Read and compile the hook's code with the tenant's engine.
+fn compile(
+    runtime: &Runtime,
+    r: &HookRef,
+    source: &HookSource,
+    limits: &Limits,
+) -> Result<Imp, Error> {
+    match source {
+        HookSource::Rhai(path) => {
+            let text = read_hook(r, path, limits)?;
+            let engine = runtime.rhai_engine(&r.tenant, limits);
+            let hook = engine.load(r.clone(), &text)?;
+            Ok(Imp::Rhai { engine, hook })
+        }
+        HookSource::Script(text) => {
+            let engine = runtime.rhai_engine(&r.tenant, limits);
+            let hook = engine.load(r.clone(), text)?;
+            Ok(Imp::Rhai { engine, hook })
+        }
+        HookSource::Wasm(_) => Err(Error::Unsupported {
+            hook: Box::new(r.clone()),
+            message: "wasm hooks are not built in this build".into(),
+        }),
     }
 }
 

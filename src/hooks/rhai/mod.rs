@@ -197,8 +197,8 @@ impl RhaiEngine {
         ctx: &Value,
         started: Instant,
     ) -> Result<(Value, Usage), Cause> {
-        let input = to_dynamic(input)?;
-        let (result, operations) = self.invoke(hook, point, input, ctx, 1, started)?;
+        let dynamic = to_dynamic(input)?;
+        let (result, operations) = self.invoke(hook, point, dynamic, ctx, 1, started)?;
         let output = match result {
             Ok(value) => from_dynamic(&value)?,
             Err(reason) if point == Point::ValidatePod => {
@@ -213,6 +213,12 @@ impl RhaiEngine {
             }
         };
         check_output(&output, &self.limits)?;
+        // Rhai maps are sorted by key: give a mutated pod back its original key order.
+        let output = if point == Point::MutatePod {
+            super::diff::reorder_like(input, output)
+        } else {
+            output
+        };
         Ok((output, Usage::rhai(started.elapsed(), operations)))
     }
 
