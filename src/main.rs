@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Print the pod a task would create, without contacting a cluster.
+    Render(podrun::cli::render::Args),
     /// Test and check Rhai and WASM hooks.
     Hooks(podrun::cli::hooks::Args),
 }
@@ -24,6 +26,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: podrun::cli::Result = match cli.command {
+        Command::Render(args) => podrun::cli::render::run(args),
         Command::Hooks(args) => podrun::cli::hooks::run(args),
     };
     match result {

@@ -4,6 +4,7 @@
 //! `main.rs` only parses arguments, calls these functions and prints errors. Every
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
+pub mod render;
 pub mod hooks;
 
 use std::fmt;
