@@ -25,6 +25,7 @@ pub mod hook;
 pub mod limits;
 pub mod pipeline;
 pub mod rhai;
+pub mod wasm;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,54 @@
+;; Hostile: imports an interface podrun does not offer (must be rejected at load).
+(component
+
+  (import "evil:net/socket@1.0.0" (instance $sock
+    (export "connect" (func (param "addr" string) (result string)))))
+
+
+  ;; Memory and a bump allocator (the canonical ABI's realloc), shared by the core modules.
+  (core module $libc
+    (memory (export "memory") 1)
+    (global $bump (mut i32) (i32.const 4096))
+    (func (export "realloc") (param $old i32) (param $oldsz i32) (param $align i32) (param $new i32) (result i32)
+      (local $p i32) (local $end i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get $align) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get $align))))
+      (local.set $end (i32.add (local.get $p) (local.get $new)))
+      (if (i32.gt_u (local.get $end) (i32.mul (memory.size) (i32.const 65536)))
+        (then
+          (if (i32.eq (memory.grow (i32.add (i32.shr_u (i32.sub (local.get $end)
+                                                                 (i32.mul (memory.size) (i32.const 65536)))
+                                                         (i32.const 16))
+                                              (i32.const 1)))
+                      (i32.const -1))
+            (then unreachable))))
+      (global.set $bump (local.get $end))
+      (local.get $p)))
+  (core instance $libc (instantiate $libc))
+
+
+  (core module $main
+    (import "env" "memory" (memory 1))
+    (import "env" "realloc" (func $realloc (param i32 i32 i32 i32) (result i32)))
+
+    ;; result<string, string> in the return area at 16: tag, ptr, len.
+    (func $ok (param $p i32) (param $l i32) (result i32)
+      (i32.store8 (i32.const 16) (i32.const 0))
+      (i32.store (i32.const 20) (local.get $p))
+      (i32.store (i32.const 24) (local.get $l))
+      (i32.const 16))
+    (func $err (param $p i32) (param $l i32) (result i32)
+      (i32.store8 (i32.const 16) (i32.const 1))
+      (i32.store (i32.const 20) (local.get $p))
+      (i32.store (i32.const 24) (local.get $l))
+      (i32.const 16))
+
+    (func (export "run") (param i32 i32 i32 i32) (result i32)
+      (call $ok (local.get 0) (local.get 1)))
+  )
+  (core instance $main (instantiate $main (with "env" (instance $libc))))
+  (func $mutate-pod (param "a" string) (param "ctx" string) (result (result string (error string)))
+    (canon lift (core func $main "run") (memory (core memory $libc "memory")) (realloc (core func $libc "realloc"))))
+  (instance $mutate-pod-i (export "mutate-pod" (func $mutate-pod)))
+  (export "podrun:hooks/mutate-pod@0.1.0" (instance $mutate-pod-i))
+)
