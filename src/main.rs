@@ -21,6 +21,8 @@ enum Command {
     Render(podrun::cli::render::Args),
     /// Run the local Kubernetes simulator until Ctrl-C.
     Sim(podrun::cli::sim::Args),
+    /// Test and check Rhai and WASM hooks.
+    Hooks(podrun::cli::hooks::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result: podrun::cli::Result = match cli.command {
         Command::Render(args) => podrun::cli::render::run(args),
         Command::Sim(args) => podrun::cli::sim::run(args),
+        Command::Hooks(args) => podrun::cli::hooks::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -6,6 +6,7 @@
 
 pub mod render;
 pub mod sim;
+pub mod hooks;
 
 use std::fmt;
 

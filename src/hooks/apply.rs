@@ -1,0 +1,68 @@
+//! The one call `podrun render` and `podrun run` make after building the pod: load the
+//! task's and the platform's hooks, run `mutate_pod` then `validate_pod`.
+//!
+//! A deny is returned as a verdict; the command exits with `exit::DENIED` and the reason.
+//! The runner keeps the [`Pipeline`] for the later points (logs, XCom, decide).
+
+use serde_json::Value;
+
+use super::hook::Runtime;
+use super::{HookSpec, Pipeline, Policy, Record, Result, TaskInfo, Verdict};
+
+/// The pod after hooks, the combined verdict, and what every hook did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The pod after every `mutate_pod` hook.
+    pub pod: Value,
+    /// The combined `validate_pod` verdict.
+    pub verdict: Verdict,
+    /// The pipeline, for the later points and the run report.
+    pub pipeline: Pipeline,
+}
+
+impl Applied {
+    /// The hook records so far.
+    pub fn records(&self) -> Vec<Record> {
+        self.pipeline.records()
+    }
+
+    /// The deny message (`denied by <hook>: <reason>`), when a validate hook denied.
+    pub fn denial(&self) -> Option<String> {
+        if self.verdict.allowed {
+            return None;
+        }
+        Some(format!(
+            "pod denied by {}: {}",
+            self.verdict
+                .denied_by
+                .as_deref()
+                .unwrap_or("a validate_pod hook"),
+            self.verdict.reason.as_deref().unwrap_or("no reason given")
+        ))
+    }
+}
+
+/// Load the hooks (tenant from the task, platform from `policy`) and run mutate and
+/// validate on `pod`, using the process-wide engine registry.
+///
+/// # Errors
+/// A hook that cannot be read or compiled (`Error::is_bad_input`, exit 2) or that fails
+/// while running with `on_error: fail` or at `validate_pod` (exit 5); see
+/// [`super::Error::exit_code`].
+pub fn apply_to_pod(
+    pod: Value,
+    tenant_hooks: &[HookSpec],
+    policy: &Policy,
+    task: TaskInfo,
+) -> Result<Applied> {
+    let pipeline = Pipeline::new(Runtime::global(), task, tenant_hooks, policy)?;
+    let (pod, verdict) = pipeline.mutate_and_validate(pod)?;
+    for warning in &verdict.warnings {
+        tracing::warn!("validate_pod warning: {warning}");
+    }
+    Ok(Applied {
+        pod,
+        verdict,
+        pipeline,
+    })
+}

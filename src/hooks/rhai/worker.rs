@@ -1,0 +1,106 @@
+//! Hook calls run on podrun's own "hook threads", which have large stacks.
+//!
+//! Rhai walks nested values recursively (size checks, cloning, dropping, serde), and a
+//! script can nest maps or arrays thousands deep within its limits (`m = #{a: m}` in a
+//! loop: Rhai's size limits count elements, not depth). On a 2 MiB thread (tokio's
+//! blocking pool, test threads) that overflows the stack and aborts the process, so every
+//! call runs on a thread with [`STACK_BYTES`] of stack (address space; only touched pages
+//! use memory). The pool grows when all its threads are busy (up to [`MAX_THREADS`]), so
+//! one tenant's hook burning its deadline never queues another tenant's call behind it.
+//! A panic inside the engine (a Rhai bug) is caught and returned as an error.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Stack of each hook thread: 256 MiB of address space.
+pub(crate) const STACK_BYTES: usize = 256 << 20;
+
+/// Most hook threads at once; beyond this, calls queue.
+pub(crate) const MAX_THREADS: usize = 64;
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+struct Pool {
+    tx: Sender<Job>,
+    rx: Arc<Mutex<Receiver<Job>>>,
+    idle: AtomicUsize,
+    total: AtomicUsize,
+}
+
+thread_local! {
+    static ON_HOOK_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        Pool {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            idle: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        }
+    })
+}
+
+fn spawn_worker(pool: &'static Pool) -> bool {
+    let rx = pool.rx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("podrun-hook".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            ON_HOOK_THREAD.with(|f| f.set(true));
+            loop {
+                pool.idle.fetch_add(1, Ordering::SeqCst);
+                let job = rx
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .recv();
+                pool.idle.fetch_sub(1, Ordering::SeqCst);
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            }
+        });
+    if spawned.is_ok() {
+        pool.total.fetch_add(1, Ordering::SeqCst);
+    }
+    spawned.is_ok()
+}
+
+/// Run `job` on a hook thread and wait for its result. `Err` carries a panic's message.
+pub(crate) fn run<R: Send + 'static>(
+    job: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    let guarded = move || {
+        catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into())
+        })
+    };
+    if ON_HOOK_THREAD.with(std::cell::Cell::get) {
+        return guarded();
+    }
+    let pool = pool();
+    if pool.idle.load(Ordering::SeqCst) == 0 && pool.total.load(Ordering::SeqCst) < MAX_THREADS {
+        spawn_worker(pool);
+    }
+    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    let sent = pool.tx.send(Box::new(move || {
+        // The caller waits on `reply_rx`; if it went away there is no one to tell.
+        let _ = reply_tx.send(guarded());
+    }));
+    if sent.is_err() || pool.total.load(Ordering::SeqCst) == 0 {
+        return Err("no hook thread could be started".into());
+    }
+    reply_rx
+        .recv()
+        .unwrap_or_else(|_| Err("the hook thread stopped without answering".into()))
+}
