@@ -16,11 +16,16 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Print the pod a task would create, without contacting a cluster.
+    Render(podrun::cli::render::Args),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: podrun::cli::Result = match cli.command {};
+    let result: podrun::cli::Result = match cli.command {
+        Command::Render(args) => podrun::cli::render::run(args),
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -4,6 +4,8 @@
 //! `main.rs` only parses arguments, calls these functions and prints errors. Every
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
+pub mod render;
+
 use std::fmt;
 
 /// A command's failure together with the exit code it should end the process with.
