@@ -19,12 +19,21 @@ struct Cli {
 enum Command {
     /// Print the pod a task would create, without contacting a cluster.
     Render(podrun::cli::render::Args),
+    /// Run the local Kubernetes simulator until Ctrl-C.
+    Sim(podrun::cli::sim::Args),
+    /// Run a task as a pod: create, start, logs, XCom, outcome, cleanup.
+    Run(podrun::cli::run::Args),
+    /// Resume a detached run (`podrun run --detach`): logs, completion, XCom, cleanup.
+    Attach(podrun::cli::run::AttachArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result: podrun::cli::Result = match cli.command {
         Command::Render(args) => podrun::cli::render::run(args),
+        Command::Sim(args) => podrun::cli::sim::run(args),
+        Command::Run(args) => podrun::cli::run::run(args),
+        Command::Attach(args) => podrun::cli::run::attach(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

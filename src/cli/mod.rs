@@ -5,6 +5,8 @@
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
 pub mod render;
+pub mod run;
+pub mod sim;
 
 use std::fmt;
 

@@ -27,7 +27,7 @@ mod xcom;
 
 pub use connect::{Connection, Kube};
 pub use hooks::{Decision, Hooks, NoHooks};
-pub use lifecycle::{execute, Mode};
+pub use lifecycle::{execute, Interrupt, Mode};
 pub use outcome::{Outcome, Status};
 pub use params::{ContainerSelection, OnFinishAction, Params};
 pub use report::{EventRecord, Report, Timestamps, Ui};

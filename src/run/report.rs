@@ -80,6 +80,7 @@ pub struct Report {
 pub struct Ui {
     tty: bool,
     quiet_status: bool,
+    logs_to_stderr: bool,
     start: Instant,
     status: Mutex<String>,
     out: Mutex<std::io::BufWriter<std::io::Stdout>>,
@@ -92,6 +93,7 @@ impl Ui {
         Ui {
             tty: status_line && std::io::stderr().is_terminal(),
             quiet_status: false,
+            logs_to_stderr: false,
             start: Instant::now(),
             status: Mutex::new(String::new()),
             out: Mutex::new(std::io::BufWriter::with_capacity(
@@ -165,8 +167,26 @@ impl Ui {
         }
     }
 
+    /// Send container output to stderr (stdout is reserved for the JSON report).
+    pub fn logs_to_stderr(mut self) -> Self {
+        self.logs_to_stderr = true;
+        self
+    }
+
     /// Container output lines to stdout, prefixed `[container] ` when `prefix`.
     pub fn log_lines(&self, container: &str, lines: &[String], prefix: bool) {
+        if self.logs_to_stderr {
+            let mut err = std::io::stderr().lock();
+            self.clear_status(&mut err);
+            for l in lines {
+                let _ = if prefix {
+                    writeln!(err, "[{container}] {l}")
+                } else {
+                    writeln!(err, "{l}")
+                };
+            }
+            return;
+        }
         let Ok(mut out) = self.out.lock() else { return };
         if self.tty {
             let mut err = std::io::stderr().lock();

@@ -1,0 +1,271 @@
+//! One running simulator: [`Sim::start`] generates the PKI and token, binds 127.0.0.1,
+//! serves the API, writes the 0600 kubeconfig into its own temp dir (or the given path),
+//! and hands back a handle with the counters, the fault list and [`Sim::shutdown`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::sim::faults::{Fault, Faults, RequestCounts};
+use crate::sim::server::{self, tls, AppState, Settings};
+use crate::sim::store::{self, Store};
+use crate::sim::{kubeconfig, ApiError};
+
+/// Why the simulator could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Generating certificates or the TLS config failed.
+    #[error("setting up TLS")]
+    Tls(#[source] tls::Error),
+    /// The port could not be bound.
+    #[error("binding 127.0.0.1:{port}")]
+    Bind {
+        /// The port asked for (0 = ephemeral).
+        port: u16,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The simulator's temp dir could not be created.
+    #[error("creating temp dir {path}")]
+    TempDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kubeconfig could not be written.
+    #[error("writing kubeconfig {path}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Simulator settings; `Config::default()` is an ephemeral port and a temp kubeconfig.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Port on 127.0.0.1; 0 (default) picks a free one.
+    pub port: u16,
+    /// Where to write the kubeconfig; default `<temp dir>/kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Faults active from the start.
+    pub faults: Vec<Fault>,
+    /// Interval of BOOKMARK events on watches that allow them (default 60 s).
+    pub bookmark_interval: Duration,
+    /// Changes kept for watch replay (default 10000).
+    pub history: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 0,
+            kubeconfig: None,
+            faults: Vec::new(),
+            bookmark_interval: Duration::from_secs(60),
+            history: store::Config::default().history,
+        }
+    }
+}
+
+/// A running simulator (see the module docs). Dropping it stops the server and removes
+/// its temp dir, like [`Sim::shutdown`] without waiting.
+pub struct Sim {
+    state: Arc<AppState>,
+    addr: SocketAddr,
+    ca_pem: String,
+    kubeconfig: PathBuf,
+    dir: PathBuf,
+    server: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = rand::rng();
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
+}
+
+impl Sim {
+    /// Start a simulator on 127.0.0.1.
+    pub async fn start(config: Config) -> Result<Sim, Error> {
+        let pki = tls::generate().map_err(Error::Tls)?;
+        let dir = std::env::temp_dir().join(format!("podrun-sim-{}", random_hex(6)));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&dir)
+            .map_err(|source| Error::TempDir {
+                path: dir.clone(),
+                source,
+            })?;
+        let listener = TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|source| Error::Bind {
+                port: config.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Bind {
+            port: config.port,
+            source,
+        })?;
+        let store = Store::new(store::Config {
+            history: config.history,
+            root_ca_pem: pki.ca_pem.clone(),
+            ..store::Config::default()
+        });
+        let faults = Arc::new(Faults::default());
+        for f in config.faults {
+            faults.add(f);
+        }
+        let token = random_hex(32);
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(AppState {
+            store,
+            token: token.clone(),
+            faults,
+            requests: Arc::new(RequestCounts::default()),
+            settings: Settings {
+                bookmark_interval: config.bookmark_interval,
+                address: addr.to_string(),
+                ..Settings::default()
+            },
+            shutdown: shutdown.clone(),
+        });
+        let server = tokio::spawn(server::serve(
+            listener,
+            pki.server_config,
+            server::router(state.clone()),
+            shutdown,
+        ));
+        let kubeconfig = config.kubeconfig.unwrap_or_else(|| dir.join("kubeconfig"));
+        let url = format!("https://{addr}");
+        kubeconfig::write(&kubeconfig, &url, &pki.ca_pem, &token).map_err(|source| {
+            Error::Kubeconfig {
+                path: kubeconfig.clone(),
+                source,
+            }
+        })?;
+        Ok(Sim {
+            state,
+            addr,
+            ca_pem: pki.ca_pem,
+            kubeconfig,
+            dir,
+            server: Some(server),
+        })
+    }
+
+    /// Path of the kubeconfig (mode 0600).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bearer token.
+    pub fn token(&self) -> &str {
+        &self.state.token
+    }
+
+    /// PEM of the CA that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The simulator's scratch dir (removed at shutdown).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The object store (the same one the HTTP API serves).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.state.store
+    }
+
+    /// The fault list; add faults at any time.
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// Faults injected so far, by kind label (`status_429`, `close_watch`, ...).
+    pub fn fault_counts(&self) -> BTreeMap<String, u64> {
+        self.state.faults.counts()
+    }
+
+    /// Requests served so far, by `verb resource` (`list pods`, `get pods/log`, ...).
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.state.requests.snapshot()
+    }
+
+    /// Evict a pod through the Eviction API path (DisruptionTarget, graceful delete).
+    pub fn evict(&self, namespace: &str, name: &str) -> Result<(), ApiError> {
+        server::evict(&self.state, namespace, name, None)
+    }
+
+    /// A kube client for this simulator (from the written kubeconfig).
+    pub async fn client(&self) -> Result<kube::Client, kube::Error> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .map_err(kube::Error::InferKubeconfig)?;
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(kube::Error::InferKubeconfig)?;
+        kube::Client::try_from(cfg)
+    }
+
+    /// Stop serving: end watches and log follows, close connections, remove the temp dir.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+
+    fn stop(&mut self) {
+        self.state.shutdown.cancel();
+        self.state.store.close();
+        // Best effort: only our own scratch files live here.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(h) = self.server.take() {
+            h.abort();
+        }
+    }
+}
