@@ -27,9 +27,9 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// 100 ms doubling to 4 s, 8 retries: a dead server fails in about 15 s.
+    /// 100 ms doubling to 4 s, 6 retries: a dead server fails in about 6 s.
     fn default() -> Self {
-        Backoff::new(Duration::from_millis(100), Duration::from_secs(4), Some(8))
+        Backoff::new(Duration::from_millis(100), Duration::from_secs(4), Some(6))
     }
 }
 
