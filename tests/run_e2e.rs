@@ -8,3 +8,15 @@ mod util;
 
 #[path = "run_e2e/connection.rs"]
 mod connection;
+
+#[path = "run_e2e/lifecycle.rs"]
+mod lifecycle;
+
+#[path = "run_e2e/xcom.rs"]
+mod xcom;
+
+#[path = "run_e2e/faults.rs"]
+mod faults;
+
+#[path = "run_e2e/attach.rs"]
+mod attach;

@@ -11,11 +11,18 @@ const PODS: &str = "/api/v1/namespaces/*/pods";
 #[tokio::test]
 async fn bad_input_exits_2_and_sends_nothing() {
     let env = Env::start().await;
-    let task = env.task("bad", "task_id: bad\nimage: alpine\nstartup_timeout_seconds: soon\n");
+    let task = env.task(
+        "bad",
+        "task_id: bad\nimage: alpine\nstartup_timeout_seconds: soon\n",
+    );
     let before = env.requests("");
     let out = env.run(&task, &[]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("startup_timeout_seconds"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("startup_timeout_seconds"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(env.requests(""), before, "no request may reach the cluster");
     assert!(env.pods().await.is_empty());
 }
@@ -55,7 +62,10 @@ async fn lost_create_response_adopts_the_pod_it_created() {
         .path(PODS)
         .times(1)])
     .await;
-    let task = env.task("t", &sh_task("lost", "echo created once", "on_finish_action: keep_pod"));
+    let task = env.task(
+        "t",
+        &sh_task("lost", "echo created once", "on_finish_action: keep_pod"),
+    );
     let out = env.run(&task, &[]).await;
     assert!(out.stderr.contains("adopting"), "{}", out.stderr);
     assert_eq!(env.sim.fault_counts().get("drop_response"), Some(&1));
@@ -68,16 +78,25 @@ async fn lost_create_response_adopts_the_pod_it_created() {
 #[tokio::test]
 async fn a_429_storm_is_ridden_out_with_retry_after() {
     let env = Env::with_faults(vec![
-        Fault::new(FaultKind::Status { code: 429, retry_after: 1 })
-            .verb("create")
-            .path(PODS)
-            .times(3),
-        Fault::new(FaultKind::Status { code: 429, retry_after: 1 })
-            .verb("watch")
-            .times(2),
-        Fault::new(FaultKind::Status { code: 503, retry_after: 0 })
-            .verb("delete")
-            .times(2),
+        Fault::new(FaultKind::Status {
+            code: 429,
+            retry_after: 1,
+        })
+        .verb("create")
+        .path(PODS)
+        .times(3),
+        Fault::new(FaultKind::Status {
+            code: 429,
+            retry_after: 1,
+        })
+        .verb("watch")
+        .times(2),
+        Fault::new(FaultKind::Status {
+            code: 503,
+            retry_after: 0,
+        })
+        .verb("delete")
+        .times(2),
     ])
     .await;
     let task = env.task("t", &sh_task("storm", "echo through the storm", ""));
@@ -90,5 +109,8 @@ async fn a_429_storm_is_ridden_out_with_retry_after() {
     assert_eq!(faults.get("status_503"), Some(&2), "{faults:?}");
     // Retry-After: 1 was honoured for the three create attempts.
     assert!(start.elapsed() >= Duration::from_secs(3));
-    assert!(env.pods().await.is_empty(), "the pod was deleted after the 503s");
+    assert!(
+        env.pods().await.is_empty(),
+        "the pod was deleted after the 503s"
+    );
 }

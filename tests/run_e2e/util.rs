@@ -78,7 +78,10 @@ impl Env {
 
     /// `podrun run TASK ARGS... --report FILE`, to completion (bounded).
     pub async fn run(&self, task: &PathBuf, extra: &[&str]) -> Out {
-        let report = self.dir.path().join(format!("report-{}.json", rand_suffix()));
+        let report = self
+            .dir
+            .path()
+            .join(format!("report-{}.json", rand_suffix()));
         let mut args = vec!["run", task.to_str().expect("utf-8 path")];
         args.extend_from_slice(extra);
         args.push("--report");
@@ -90,7 +93,10 @@ impl Env {
 
     /// `podrun attach TARGET`.
     pub async fn attach(&self, target: &str) -> Out {
-        let report = self.dir.path().join(format!("report-{}.json", rand_suffix()));
+        let report = self
+            .dir
+            .path()
+            .join(format!("report-{}.json", rand_suffix()));
         let rp = report.display().to_string();
         let child = self
             .command(&["attach", target, "--report", &rp])
@@ -141,7 +147,10 @@ pub async fn finish(child: tokio::process::Child, report: &PathBuf) -> Out {
         report,
     };
     if std::env::var_os("PODRUN_TEST_VERBOSE").is_some() {
-        eprintln!("--- exit {}\n--- stdout\n{}\n--- stderr\n{}", o.code, o.stdout, o.stderr);
+        eprintln!(
+            "--- exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            o.code, o.stdout, o.stderr
+        );
     }
     o
 }
