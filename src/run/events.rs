@@ -1,7 +1,10 @@
 //! The pod's events, streamed by one watch (no periodic listing) for the status line, the
 //! stderr messages while the pod starts, `log_events_on_failure`, and the report.
 //!
-//! Events are best effort: a failing events watch never fails the run. The first watch
+//! The watch starts only when the pod is still starting after [`DELAY`]: a pod that starts
+//! at once costs no events request (its events are listed on failure when
+//! `log_events_on_failure` asks). Events are best effort: a failing events watch never
+//! fails the run. The first watch
 //! request carries no resourceVersion, so the server sends the existing events first;
 //! later requests resume from the last version; events are de-duplicated by uid.
 

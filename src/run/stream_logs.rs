@@ -4,8 +4,9 @@
 //! [`Cursor`] and de-duplicated by [`Dedup`] (see `log_cursor.rs`). Bytes after the last
 //! newline of a broken stream are discarded, never emitted as a line: the resumed stream
 //! sends the whole line again. A stream that ends cleanly is the container's end only if
-//! the container had already finished when that stream was opened; otherwise it is opened
-//! once more from the cursor. A stream silent for `log_stall_timeout` while its container
+//! the container had already finished when that stream was opened and the stream brought
+//! no new line (a clean end can also be a proxy's cut); otherwise it is opened once more
+//! from the cursor. A stream silent for `log_stall_timeout` while its container
 //! has finished (or ten times that while it runs) is presumed stuck and re-opened.
 //!
 //! Lines go through [`Hooks::filter_log`] in batches (what one read delivered, at most
@@ -143,6 +144,7 @@ pub async fn follow(
         return End::NeverStarted;
     }
     let mut dedup = Dedup::new(start);
+    let mut last_partial: Option<String> = None;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), Some(60));
     loop {
         let finished_at_open = {
@@ -188,13 +190,17 @@ pub async fn follow(
             }
         };
         dedup.begin_stream();
-        let (end, partial) = read_stream(reader, &container, &mut dedup, &sink, &rx, stall).await;
+        let (end, partial, accepted) =
+            read_stream(reader, &container, &mut dedup, &sink, &rx, stall).await;
         match end {
             StreamEnd::Hook => return End::HookFailed,
-            StreamEnd::Eof if finished_at_open => {
-                // The container had ended before this stream began: this is the real end,
-                // and trailing bytes without a newline are its last (unterminated) line.
-                if let Some(p) = partial {
+            // A clean end is not proof of the log's end: proxies and load balancers (and
+            // the simulator's cut fault) also end streams cleanly. Only a stream opened
+            // after the container finished that brought nothing new is the end; a
+            // trailing unterminated line counts once two such streams agree on it.
+            StreamEnd::Eof if finished_at_open && accepted == 0 => match partial {
+                None => return End::Complete,
+                Some(p) if last_partial.as_deref() == Some(p.as_str()) => {
                     let (ts, text) = split_line(&p);
                     if dedup.accept(ts) {
                         if let Err(e) =
@@ -204,8 +210,13 @@ pub async fn follow(
                             return End::HookFailed;
                         }
                     }
+                    return End::Complete;
                 }
-                return End::Complete;
+                Some(p) => last_partial = Some(p),
+            },
+            StreamEnd::Eof if finished_at_open => {
+                backoff.reset();
+                last_partial = None;
             }
             StreamEnd::Eof => {
                 backoff.reset();
@@ -266,10 +277,11 @@ async fn read_stream(
     sink: &Sink,
     rx: &StateRx,
     stall: Duration,
-) -> (StreamEnd, Option<String>) {
+) -> (StreamEnd, Option<String>, u64) {
     let mut reader = std::pin::pin!(reader);
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut batch: Vec<String> = Vec::new();
+    let mut accepted: u64 = 0;
     let flush = |batch: &mut Vec<String>, dedup: &Dedup| -> bool {
         let lines = std::mem::take(batch);
         match sink.emit(container, lines, dedup.cursor()) {
@@ -287,7 +299,7 @@ async fn read_stream(
             Some(r) => Some(r),
             None => {
                 if !batch.is_empty() && !flush(&mut batch, dedup) {
-                    return (StreamEnd::Hook, None);
+                    return (StreamEnd::Hook, None, accepted);
                 }
                 let finished = {
                     let s = rx.borrow();
@@ -310,11 +322,12 @@ async fn read_stream(
                 let line = String::from_utf8_lossy(&buf);
                 let (ts, text) = split_line(&line);
                 if dedup.accept(ts) {
+                    accepted += 1;
                     batch.push(text.to_string());
                 }
                 buf.clear();
                 if batch.len() >= BATCH && !flush(&mut batch, dedup) {
-                    return (StreamEnd::Hook, None);
+                    return (StreamEnd::Hook, None, accepted);
                 }
                 None
             }
@@ -324,13 +337,13 @@ async fn read_stream(
         };
         if let Some(end) = end {
             if !batch.is_empty() && !flush(&mut batch, dedup) {
-                return (StreamEnd::Hook, None);
+                return (StreamEnd::Hook, None, accepted);
             }
             if let Ok(mut c) = sink.cursors.lock() {
                 c.insert(container.to_string(), dedup.cursor().clone());
             }
             let partial = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
-            return (end, partial);
+            return (end, partial, accepted);
         }
     }
 }
