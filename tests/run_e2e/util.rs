@@ -77,7 +77,7 @@ impl Env {
     }
 
     /// `podrun run TASK ARGS... --report FILE`, to completion (bounded).
-    pub async fn run(&self, task: &PathBuf, extra: &[&str]) -> Out {
+    pub async fn run(&self, task: &std::path::Path, extra: &[&str]) -> Out {
         let report = self
             .dir
             .path()
@@ -131,7 +131,7 @@ fn rand_suffix() -> String {
 }
 
 /// Wait for the child (at most 3 minutes) and read its report.
-pub async fn finish(child: tokio::process::Child, report: &PathBuf) -> Out {
+pub async fn finish(child: tokio::process::Child, report: &std::path::Path) -> Out {
     let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
         .await
         .expect("podrun finishes within 3 minutes")
