@@ -423,6 +423,9 @@ async fn lifecycle(
             break rx.borrow().clone();
         }
     };
+    set(&report, |r| {
+        r.timestamps.completed = Some(jiff::Timestamp::now().to_string())
+    });
     let mut problem: Option<Problem> = None;
     if let Some(msg) = &done.failed {
         set(&report, |r| {

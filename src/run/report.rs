@@ -38,6 +38,8 @@ pub struct Timestamps {
     pub started: Option<String>,
     /// When the base container finished.
     pub finished: Option<String>,
+    /// When podrun saw the base container's end (its own clock, nanoseconds).
+    pub completed: Option<String>,
     /// When podrun finished cleaning up.
     pub cleaned: Option<String>,
 }
