@@ -218,10 +218,26 @@ fn new_ui(output: Output) -> Arc<Ui> {
 
 /// Print and write the report; the exit code.
 fn finish(result: run::Result<Report>, ui: &Ui, output: Output, file: Option<&Path>) -> Result {
-    let report = result.map_err(|e| {
-        let code = e.exit_code();
-        Error::new(code, e)
-    })?;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // No pod came to exist; the report still says why, for machines.
+            let code = e.exit_code();
+            let failed = Report {
+                error: Some(chain(&e)),
+                exit_code_podrun: code,
+                ..Report::default()
+            };
+            let json = serde_json::to_string_pretty(&failed).unwrap_or_default();
+            if let Some(path) = file {
+                let _ = std::fs::write(path, format!("{json}\n"));
+            }
+            if output == Output::Json {
+                ui.data(&json);
+            }
+            return Err(Error::new(code, e));
+        }
+    };
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     if let Some(path) = file {
         std::fs::write(path, format!("{json}\n")).map_err(|e| {
@@ -238,6 +254,21 @@ fn finish(result: run::Result<Report>, ui: &Ui, output: Output, file: Option<&Pa
         ui.message(&format!("error: {err}"));
     }
     Ok(report.exit_code_podrun)
+}
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cur = c.source();
+    }
+    text
 }
 
 /// `podrun attach`.

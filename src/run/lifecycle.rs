@@ -443,6 +443,20 @@ async fn lifecycle(
             "Deleted",
             "Pod was deleted before its base container finished",
         ));
+    } else if done.pod.as_deref().is_some_and(|p| {
+        p.metadata.deletion_timestamp.is_some() && conditions::exit_code(p, &base) != Some(0)
+    }) {
+        // Someone else deleted (or evicted) the pod; its containers were killed.
+        let why = done
+            .pod
+            .as_deref()
+            .and_then(conditions::pod_reason)
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        problem = Some(Problem::new(
+            "Deleted",
+            format!("Pod was deleted while running{why}"),
+        ));
     }
 
     // The base container's log ends with it; wait for the rest of its lines (bounded).
