@@ -23,6 +23,10 @@ enum Command {
     Sim(podrun::cli::sim::Args),
     /// Test and check Rhai and WASM hooks.
     Hooks(podrun::cli::hooks::Args),
+    /// Run a task as a pod: create, start, logs, XCom, outcome, cleanup.
+    Run(podrun::cli::run::Args),
+    /// Resume a detached run (`podrun run --detach`): logs, completion, XCom, cleanup.
+    Attach(podrun::cli::run::AttachArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +35,8 @@ fn main() -> ExitCode {
         Command::Render(args) => podrun::cli::render::run(args),
         Command::Sim(args) => podrun::cli::sim::run(args),
         Command::Hooks(args) => podrun::cli::hooks::run(args),
+        Command::Run(args) => podrun::cli::run::run(args),
+        Command::Attach(args) => podrun::cli::run::attach(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

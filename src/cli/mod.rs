@@ -7,6 +7,8 @@
 pub mod render;
 pub mod sim;
 pub mod hooks;
+pub mod run;
+pub mod sim;
 
 use std::fmt;
 

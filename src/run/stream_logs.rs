@@ -1,0 +1,349 @@
+//! Following one container's log to its end, exactly once, across any interruption.
+//!
+//! Each stream is `follow=true&timestamps=true`, resumed with `sinceTime` from the
+//! [`Cursor`] and de-duplicated by [`Dedup`] (see `log_cursor.rs`). Bytes after the last
+//! newline of a broken stream are discarded, never emitted as a line: the resumed stream
+//! sends the whole line again. A stream that ends cleanly is the container's end only if
+//! the container had already finished when that stream was opened and the stream brought
+//! no new line (a clean end can also be a proxy's cut); otherwise it is opened once more
+//! from the cursor. A stream silent for `log_stall_timeout` while its container
+//! has finished (or ten times that while it runs) is presumed stuck and re-opened.
+//!
+//! Lines go through [`Hooks::filter_log`] in batches (what one read delivered, at most
+//! [`BATCH`]) and then to stdout through [`Ui`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{AsyncBufReadExt, FutureExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, LogParams};
+
+use super::conditions;
+use super::connect::{self, Kube};
+use super::hooks::Hooks;
+use super::log_cursor::{split_line, Cursor, Dedup};
+use super::report::Ui;
+use super::retry::Backoff;
+use super::watch::{wait_for, StateRx};
+
+/// Largest batch of lines handed to the log filter at once.
+pub const BATCH: usize = 512;
+
+/// Where followed lines go, shared by all followers of a run.
+#[derive(Clone)]
+pub struct Sink {
+    /// Output.
+    pub ui: Arc<Ui>,
+    /// Log filter.
+    pub hooks: Arc<dyn Hooks>,
+    /// Prefix lines with `[container] `.
+    pub prefix: bool,
+    /// Lines written per container.
+    pub counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// The latest cursor per container (for detach and attach).
+    pub cursors: Arc<Mutex<BTreeMap<String, Cursor>>>,
+    /// The first hook failure, which stops every follower.
+    pub hook_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Sink {
+    /// A sink writing to `ui`, filtering with `hooks`.
+    pub fn new(ui: Arc<Ui>, hooks: Arc<dyn Hooks>, prefix: bool) -> Self {
+        Sink {
+            ui,
+            hooks,
+            prefix,
+            counts: Arc::default(),
+            cursors: Arc::default(),
+            hook_error: Arc::default(),
+        }
+    }
+
+    fn emit(&self, container: &str, lines: Vec<String>, cursor: &Cursor) -> Result<(), String> {
+        if let Ok(mut c) = self.cursors.lock() {
+            c.insert(container.to_string(), cursor.clone());
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let n = lines.len();
+        let kept = match self.hooks.filter_log(container, lines) {
+            Ok(k) if k.len() == n => k,
+            Ok(k) => {
+                return Err(format!(
+                    "filter_log returned {} entries for {n} lines",
+                    k.len()
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        let out: Vec<String> = kept.into_iter().flatten().collect();
+        self.ui.log_lines(container, &out, self.prefix);
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry(container.to_string()).or_default() += out.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// How a follow ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The container finished and every line was read.
+    Complete,
+    /// The container never ran (the pod finished or failed without it).
+    NeverStarted,
+    /// The pod is gone; what was read was written.
+    PodGone,
+    /// The log filter hook failed.
+    HookFailed,
+    /// Retries ran out; the message says why.
+    GaveUp(String),
+}
+
+/// Why one stream stopped.
+enum StreamEnd {
+    Eof,
+    Broken(String),
+    Stalled,
+    Hook,
+}
+
+/// Follow `container` of pod `ns/pod` from `start` until it ends.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename these
+pub async fn follow(
+    kube: Kube,
+    ns: String,
+    pod: String,
+    container: String,
+    mut rx: StateRx,
+    sink: Sink,
+    start: Cursor,
+    stall: Duration,
+) -> End {
+    let ready = wait_for(&mut rx, |s| {
+        s.gone
+            || s.failed.is_some()
+            || s.pod.as_deref().is_some_and(|p| {
+                conditions::has_begun(p, &container)
+                    || conditions::is_terminal(p)
+                    || conditions::early_failure(p).is_some()
+            })
+    })
+    .await;
+    if ready.gone {
+        return End::PodGone;
+    }
+    if !ready
+        .pod
+        .as_deref()
+        .is_some_and(|p| conditions::has_begun(p, &container))
+    {
+        return End::NeverStarted;
+    }
+    let mut dedup = Dedup::new(start);
+    let mut last_partial: Option<String> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), Some(60));
+    loop {
+        let finished_at_open = {
+            let s = rx.borrow();
+            s.gone
+                || s.pod
+                    .as_deref()
+                    .is_some_and(|p| conditions::is_finished(p, &container))
+        };
+        let lp = LogParams {
+            container: Some(container.clone()),
+            follow: true,
+            timestamps: true,
+            since_time: dedup.cursor().since_time(),
+            ..Default::default()
+        };
+        let opened = kube
+            .call(|c| {
+                let lp = lp.clone();
+                let ns = ns.clone();
+                let pod = pod.clone();
+                async move { Api::<Pod>::namespaced(c, &ns).log_stream(&pod, &lp).await }
+            })
+            .await;
+        let reader = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                if rx.borrow().gone || connect::is_not_found(&e) {
+                    return End::PodGone;
+                }
+                match backoff.next_delay() {
+                    Some(d) => {
+                        tracing::debug!(error = %e, container, "log stream failed to open; retrying");
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    None => {
+                        return End::GaveUp(format!(
+                            "cannot read logs of container {container}: {e}"
+                        ))
+                    }
+                }
+            }
+        };
+        dedup.begin_stream();
+        let (end, partial, accepted) =
+            read_stream(reader, &container, &mut dedup, &sink, &rx, stall).await;
+        match end {
+            StreamEnd::Hook => return End::HookFailed,
+            // A clean end is not proof of the log's end: proxies and load balancers (and
+            // the simulator's cut fault) also end streams cleanly. Only a stream opened
+            // after the container finished that brought nothing new is the end; a
+            // trailing unterminated line counts once two such streams agree on it.
+            StreamEnd::Eof if finished_at_open && accepted == 0 => match partial {
+                None => return End::Complete,
+                Some(p) if last_partial.as_deref() == Some(p.as_str()) => {
+                    let (ts, text) = split_line(&p);
+                    if dedup.accept(ts) {
+                        if let Err(e) =
+                            sink.emit(&container, vec![text.to_string()], dedup.cursor())
+                        {
+                            record_hook_error(&sink, e);
+                            return End::HookFailed;
+                        }
+                    }
+                    return End::Complete;
+                }
+                Some(p) => last_partial = Some(p),
+            },
+            StreamEnd::Eof if finished_at_open => {
+                backoff.reset();
+                last_partial = None;
+            }
+            StreamEnd::Eof => {
+                backoff.reset();
+                // Probably the container ended: wait for the watch to say so, then read
+                // once more from the cursor. A server that closed a running stream gets
+                // a fresh one after a short pause.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    wait_for(&mut rx, |s| {
+                        s.gone
+                            || s.pod
+                                .as_deref()
+                                .is_some_and(|p| conditions::is_finished(p, &container))
+                    }),
+                )
+                .await;
+            }
+            StreamEnd::Broken(why) => {
+                tracing::debug!(
+                    container,
+                    why,
+                    "log stream interrupted; resuming from cursor"
+                );
+                if rx.borrow().gone {
+                    return End::PodGone;
+                }
+                match backoff.next_delay() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => {
+                        return End::GaveUp(format!(
+                            "log stream of {container} kept failing: {why}"
+                        ))
+                    }
+                }
+            }
+            StreamEnd::Stalled => {
+                tracing::debug!(container, "log stream stalled; resuming from cursor");
+                if rx.borrow().gone {
+                    return End::PodGone;
+                }
+            }
+        }
+    }
+}
+
+fn record_hook_error(sink: &Sink, e: String) {
+    if let Ok(mut h) = sink.hook_error.lock() {
+        h.get_or_insert(e);
+    }
+}
+
+/// Read one stream to its end; returns why it ended and any trailing bytes without a
+/// newline.
+async fn read_stream(
+    reader: impl futures::AsyncBufRead,
+    container: &str,
+    dedup: &mut Dedup,
+    sink: &Sink,
+    rx: &StateRx,
+    stall: Duration,
+) -> (StreamEnd, Option<String>, u64) {
+    let mut reader = std::pin::pin!(reader);
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut batch: Vec<String> = Vec::new();
+    let mut accepted: u64 = 0;
+    let flush = |batch: &mut Vec<String>, dedup: &Dedup| -> bool {
+        let lines = std::mem::take(batch);
+        match sink.emit(container, lines, dedup.cursor()) {
+            Ok(()) => true,
+            Err(e) => {
+                record_hook_error(sink, e);
+                false
+            }
+        }
+    };
+    loop {
+        // Lines already buffered are taken without waiting; when the next read would
+        // block, the batch so far is flushed first.
+        let read = match reader.as_mut().read_until(b'\n', &mut buf).now_or_never() {
+            Some(r) => Some(r),
+            None => {
+                if !batch.is_empty() && !flush(&mut batch, dedup) {
+                    return (StreamEnd::Hook, None, accepted);
+                }
+                let finished = {
+                    let s = rx.borrow();
+                    s.gone
+                        || s.pod
+                            .as_deref()
+                            .is_some_and(|p| conditions::is_finished(p, container))
+                };
+                let limit = if finished { stall } else { stall * 10 };
+                tokio::time::timeout(limit, reader.as_mut().read_until(b'\n', &mut buf))
+                    .await
+                    .ok()
+            }
+        };
+        let end = match read {
+            None => Some(StreamEnd::Stalled),
+            Some(Ok(0)) => Some(StreamEnd::Eof),
+            Some(Ok(_)) if buf.last() == Some(&b'\n') => {
+                buf.pop();
+                let line = String::from_utf8_lossy(&buf);
+                let (ts, text) = split_line(&line);
+                if dedup.accept(ts) {
+                    accepted += 1;
+                    batch.push(text.to_string());
+                }
+                buf.clear();
+                if batch.len() >= BATCH && !flush(&mut batch, dedup) {
+                    return (StreamEnd::Hook, None, accepted);
+                }
+                None
+            }
+            // Bytes without a newline: the stream ended right after them.
+            Some(Ok(_)) => None,
+            Some(Err(e)) => Some(StreamEnd::Broken(e.to_string())),
+        };
+        if let Some(end) = end {
+            if !batch.is_empty() && !flush(&mut batch, dedup) {
+                return (StreamEnd::Hook, None, accepted);
+            }
+            if let Ok(mut c) = sink.cursors.lock() {
+                c.insert(container.to_string(), dedup.cursor().clone());
+            }
+            let partial = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+            return (end, partial, accepted);
+        }
+    }
+}
