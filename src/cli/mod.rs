@@ -4,9 +4,8 @@
 //! `main.rs` only parses arguments, calls these functions and prints errors. Every
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
-pub mod render;
-pub mod sim;
 pub mod hooks;
+pub mod render;
 pub mod run;
 pub mod sim;
 

@@ -1,0 +1,2 @@
+//! Placeholder until the hooks-wasm branch commits its benchmarks.
+fn main() {}
