@@ -17,7 +17,10 @@
 //! `null` fields dropped, explicitly set empty lists and maps kept, resource quantities
 //! exactly as given. It is a `serde_json::Value` rather than a `k8s_openapi` `Pod` because
 //! a typed `Pod` cannot hold `cpu: 0.25` as a number or a `null` quantity; [`typed`] gives
-//! the typed view.
+//! the typed view (quantities as strings, which the API server reads the same way).
+//!
+//! For the runner: [`find_pod_selector`] is the operator's reattach selector, and
+//! [`labels::ALREADY_CHECKED`] the label it patches on a handled pod.
 
 pub mod attach;
 mod merge;
