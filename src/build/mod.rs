@@ -7,8 +7,8 @@
 //!    `restartPolicy: Never`);
 //! 2. the base: the pod template (file, else dict) reconciled with `full_pod_spec`, or
 //!    `full_pod_spec` alone, or an empty pod; then the operator pod reconciled on top
-//!    ([`merge`]);
-//! 3. the name (task id when none; the random suffix) and the namespace ([`namespace`]);
+//!    (`merge`);
+//! 3. the name (task id when none; the random suffix) and the namespace (`namespace`);
 //! 4. secrets, then the XCom sidecar ([`attach`]);
 //! 5. podrun's task-identity labels `podrun.dev/task-id`, `podrun.dev/run-id`,
 //!    `podrun.dev/try-number` (label-safe values) over user and template labels.
