@@ -7,8 +7,8 @@
 //!    `restartPolicy: Never`);
 //! 2. the base: the pod template (file, else dict) reconciled with `full_pod_spec`, or
 //!    `full_pod_spec` alone, or an empty pod; then the operator pod reconciled on top
-//!    ([`merge`]);
-//! 3. the name (task id when none; the random suffix) and the namespace ([`namespace`]);
+//!    (`merge`);
+//! 3. the name (task id when none; the random suffix) and the namespace (`namespace`);
 //! 4. secrets, then the XCom sidecar ([`attach`]);
 //! 5. podrun's task-identity labels `podrun.dev/task-id`, `podrun.dev/run-id`,
 //!    `podrun.dev/try-number` (label-safe values) over user and template labels.
@@ -17,7 +17,10 @@
 //! `null` fields dropped, explicitly set empty lists and maps kept, resource quantities
 //! exactly as given. It is a `serde_json::Value` rather than a `k8s_openapi` `Pod` because
 //! a typed `Pod` cannot hold `cpu: 0.25` as a number or a `null` quantity; [`typed`] gives
-//! the typed view.
+//! the typed view (quantities as strings, which the API server reads the same way).
+//!
+//! For the runner: [`find_pod_selector`] is the operator's reattach selector, and
+//! [`labels::ALREADY_CHECKED`] the label it patches on a handled pod.
 
 pub mod attach;
 mod merge;
