@@ -784,3 +784,83 @@ async fn dropping_an_exec_kills_its_command_and_file_mounts_work() {
     c.kill_all().expect("kill");
     assert_eq!(c.wait().await.code, 137);
 }
+
+/// Run by `unprivileged_users_get_user_namespace_isolation` as uid 65534; skipped otherwise.
+#[tokio::test]
+async fn child_as_unprivileged_user() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_none() {
+        return;
+    }
+    assert!(!nix::unistd::geteuid().is_root());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = match Runtime::new(dir.path().join("rt")) {
+        Ok(rt) => rt,
+        Err(e @ Error::IsolationUnavailable(_)) => {
+            // Allowed outcome on kernels without unprivileged user namespaces, as long as
+            // the error says what is missing.
+            assert!(e.to_string().contains("user namespace"), "{e}");
+            println!("ISOLATION-UNAVAILABLE");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        rt.isolation(),
+        podrun::sim::runtime::Isolation::UserNamespace
+    );
+    let mut cfg = ContainerConfig {
+        id: "u".into(),
+        argv: ["sh", "-c", "echo $$ $(id -u) $(hostname); [ -e /work ] || echo hidden; echo ready; exec sleep 1000"]
+            .map(String::from)
+            .into(),
+        env: vec![],
+        working_dir: None,
+        mounts: vec![],
+        hostname: "upod".into(),
+        log_path: dir.path().join("u.log"),
+    };
+    cfg.env.push(("X".into(), "1".into()));
+    let log = cfg.log_path.clone();
+    let c = rt.start(cfg).await.expect("start");
+    wait_for_log_line(&c, &log, "ready").await;
+    let (code, out, _) = exec_output(&c, &["sh", "-c", "echo $X; hostname"], b"").await;
+    assert_eq!((code, out.as_slice()), (0, b"1\nupod\n".as_slice()));
+    c.kill_all().expect("kill");
+    assert_eq!(c.wait().await.code, 137);
+    assert_eq!(
+        read_log(&log, LogOptions::default()).await,
+        "1 0 upod\nhidden\nready\n"
+    );
+    println!("USERNS-OK");
+}
+
+#[tokio::test]
+async fn unprivileged_users_get_user_namespace_isolation() {
+    if !nix::unistd::geteuid().is_root() || std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_some() {
+        return;
+    }
+    // Re-run this test binary's child test as nobody, from a copy nobody can read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("sim_runtime_test");
+    std::fs::copy(std::env::current_exe().expect("exe"), &exe).expect("copy");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--exact", "child_as_unprivileged_user", "--nocapture"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", "/tmp")
+        .env("PODRUN_SIM_RUNTIME_CHILD", "1")
+        .output()
+        .await
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && (stdout.contains("USERNS-OK") || stdout.contains("ISOLATION-UNAVAILABLE")),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
