@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use podrun::sim::runtime::{
     logs, Container, ContainerConfig, Error, ExecConfig, LogOptions, LogProgress, Mount, Runtime,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 /// A runtime in a fresh temp dir, plus a place for volumes and logs.
 struct Bed {
@@ -862,5 +862,93 @@ async fn unprivileged_users_get_user_namespace_isolation() {
             && (stdout.contains("USERNS-OK") || stdout.contains("ISOLATION-UNAVAILABLE")),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run by `containers_die_with_a_killed_podrun` in a child process; skipped otherwise.
+#[tokio::test]
+async fn child_holding_a_container() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_HOLD").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(dir.path().join("rt")).expect("runtime");
+    let c = rt
+        .start(ContainerConfig {
+            id: "held".into(),
+            argv: vec!["sleep".into(), "1000".into()],
+            env: vec![],
+            working_dir: None,
+            mounts: vec![],
+            hostname: "held".into(),
+            log_path: dir.path().join("held.log"),
+        })
+        .await
+        .expect("start");
+    println!("CONTAINER-PID {}", c.pid());
+    // Park until killed by the parent test.
+    std::future::pending::<()>().await;
+}
+
+/// Whether a process that is not our child exits within `timeout_ms` (pidfd poll: an
+/// event, the timeout only guards against a hang).
+async fn pid_exits_within(pid: i32, timeout_ms: i32) -> bool {
+    tokio::task::spawn_blocking(move || {
+        // SAFETY: plain syscall; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return true; // already gone (and reaped)
+        }
+        let fd = fd as i32;
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the fd is closed right after.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        // SAFETY: fd is ours and not used after this.
+        unsafe { libc::close(fd) };
+        n == 1
+    })
+    .await
+    .expect("poll task")
+}
+
+#[tokio::test]
+async fn containers_die_with_a_killed_podrun() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_HOLD").is_some()
+        || std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_some()
+    {
+        return;
+    }
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_holding_a_container", "--nocapture"])
+        .env("PODRUN_SIM_RUNTIME_HOLD", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn child test");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let pid: i32 = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("child printed its pid");
+        if let Some(p) = line.strip_prefix("CONTAINER-PID ") {
+            break p.trim().parse().expect("pid");
+        }
+    };
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // SIGKILL: no destructor runs in the holder; only PR_SET_PDEATHSIG can clean up.
+    child.start_kill().expect("kill child");
+    child.wait().await.expect("reap child");
+    let state = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        pid_exits_within(pid, 10_000).await,
+        "container PID 1 {pid} survived its runtime's process: {}",
+        state()
     );
 }

@@ -102,6 +102,34 @@ async fn read_child_pid(info: OwnedFd) -> Option<i32> {
     }
 }
 
+/// Waits until bwrap's child has exec'd the entrypoint (or exited).
+///
+/// bwrap reports the child PID before the child has finished its setup, and only that
+/// setup arms `PR_SET_PDEATHSIG` (--die-with-parent); if podrun died in between, the
+/// container would outlive it (reproduced by `containers_die_with_a_killed_podrun`).
+/// bwrap offers no event for "setup done", so this polls the child's `comm`/`exe` (a few
+/// milliseconds at most in practice).
+async fn exec_done(pid: i32, bwrap: &std::path::Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_micros(200);
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+        match comm {
+            // Gone or a zombie already: nothing left to arm; the monitor reports the exit.
+            Err(_) => return true,
+            Ok(c) if c.trim_end() != "bwrap" => return true,
+            Ok(_) if exe.is_ok_and(|e| e != bwrap) => return true,
+            Ok(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+    }
+}
+
 pub(crate) async fn start(
     bwrap: &std::path::Path,
     nsenter: &std::path::Path,
@@ -132,11 +160,16 @@ pub(crate) async fn start(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let info_raw = info_w.as_raw_fd();
-    // SAFETY: the closure only calls dup2, which is async-signal-safe; it runs in the
-    // forked child before exec. dup2 clears O_CLOEXEC on fd 3 so bwrap inherits it.
+    // SAFETY: the closure only calls dup2 and setsid, which are async-signal-safe; it runs
+    // in the forked child before exec. dup2 clears O_CLOEXEC on fd 3 so bwrap inherits it.
+    // setsid detaches the container from podrun's controlling terminal (no /dev/tty
+    // access, no TIOCSTI injection).
     unsafe {
         cmd.pre_exec(move || {
             if libc::dup2(info_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -155,6 +188,12 @@ pub(crate) async fn start(
             detail: format!("{} ({status:?})", detail.trim()),
         });
     };
+    if !exec_done(pid, bwrap).await {
+        return Err(Error::SandboxSetup {
+            id: cfg.id,
+            detail: "the sandbox did not exec the entrypoint within 10s".into(),
+        });
+    }
     let started_at = Timestamp::now();
     let pidfd = pidfd_open(pid).map_err(|source| Error::Spawn {
         what: "pidfd_open for container PID 1",

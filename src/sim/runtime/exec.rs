@@ -124,6 +124,20 @@ pub(crate) fn spawn(t: Target<'_>, cfg: ExecConfig) -> Result<ExecProcess, Error
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // SAFETY: setsid and prctl are async-signal-safe; run in the forked child before exec.
+    // setsid: no controlling terminal of podrun's; PDEATHSIG: nsenter (and through setpriv
+    // the command) dies if podrun does.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         what: "nsenter",
         source,

@@ -95,8 +95,9 @@ fn namespace_args(isolation: Isolation, hostname: &str) -> Vec<OsString> {
         "--unshare-ipc",
         "--unshare-uts",
         "--as-pid-1",
+        // Not --new-session: with it, bwrap 0.8's --die-with-parent no longer reaches the
+        // container's PID 1 (tested); the spawner calls setsid() itself instead.
         "--die-with-parent",
-        "--new-session",
     ]
     .map(OsString::from)
     .into();
