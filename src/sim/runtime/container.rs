@@ -39,7 +39,8 @@ pub struct Container {
 struct Inner {
     id: String,
     pid: i32,
-    pidfd: OwnedFd,
+    /// `None` when PID 1 was already gone before the pidfd could be opened.
+    pidfd: Option<OwnedFd>,
     started_at: Timestamp,
     env: Vec<(String, String)>,
     working_dir: String,
@@ -188,6 +189,18 @@ pub(crate) async fn start(
             detail: format!("{} ({status:?})", detail.trim()),
         });
     };
+    // Opened first, while bwrap (which reaps PID 1) is known to be alive. ESRCH means the
+    // container already ended; there is then nothing left to signal.
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+        Err(source) => {
+            return Err(Error::Spawn {
+                what: "pidfd_open for container PID 1",
+                source,
+            })
+        }
+    };
     if !exec_done(pid, bwrap).await {
         return Err(Error::SandboxSetup {
             id: cfg.id,
@@ -195,10 +208,6 @@ pub(crate) async fn start(
         });
     }
     let started_at = Timestamp::now();
-    let pidfd = pidfd_open(pid).map_err(|source| Error::Spawn {
-        what: "pidfd_open for container PID 1",
-        source,
-    })?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::SandboxSetup {
             id: cfg.id,
@@ -293,11 +302,14 @@ impl Container {
         if let Ok(mut sent) = self.inner.sent.lock() {
             sent.push(sig as i32);
         }
+        let Some(pidfd) = &self.inner.pidfd else {
+            return Ok(());
+        };
         // SAFETY: plain syscall on a pidfd we own; a null siginfo means "like kill(2)".
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.inner.pidfd.as_raw_fd(),
+                pidfd.as_raw_fd(),
                 sig as i32,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,

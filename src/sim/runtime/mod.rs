@@ -255,7 +255,8 @@ impl Runtime {
         &self.inner.root_dir
     }
 
-    /// Starts a container; returns once its PID 1 exists (log capture already running).
+    /// Starts a container; returns once its entrypoint has been exec'd as PID 1 inside the
+    /// sandbox (so it is armed to die with podrun) and log capture is running.
     pub async fn start(&self, cfg: ContainerConfig) -> Result<Container, Error> {
         if self.get(&cfg.id).is_some() {
             return Err(Error::InvalidConfig {
