@@ -400,6 +400,48 @@ from-main
     assert!(out == big_in, "5 MiB round trip differs");
     big_in.clear();
 
+    // Env and working dir can be overridden per exec.
+    let mut p = c
+        .exec(ExecConfig {
+            argv: ["sh", "-c", "echo \"$Z|$GREETING|$(pwd)\""]
+                .map(String::from)
+                .into(),
+            env: Some(vec![("Z".into(), "9".into())]),
+            working_dir: Some("/usr/share".into()),
+            tty: false,
+        })
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    p.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    assert_eq!(
+        (p.wait().await.expect("wait"), out.as_str()),
+        (0, "9||/usr/share\n")
+    );
+    let err = c
+        .exec(ExecConfig {
+            argv: vec!["true".into()],
+            working_dir: Some("/nope".into()),
+            ..Default::default()
+        })
+        .await
+        .err();
+    assert!(matches!(err, Some(Error::InvalidConfig { .. })), "{err:?}");
+    let err = c
+        .exec(ExecConfig {
+            argv: vec!["true".into()],
+            tty: true,
+            ..Default::default()
+        })
+        .await
+        .err();
+    assert!(matches!(err, Some(Error::TtyUnsupported)), "{err:?}");
+
     // A missing executable in exec is the same distinct error.
     let err = c
         .exec(ExecConfig {

@@ -137,6 +137,15 @@ pub(crate) fn spawn(t: Target<'_>, cfg: ExecConfig) -> Result<ExecProcess, Error
             path,
         });
     }
+    let wd_in_root = sandbox::normalize(wd)
+        .and_then(|n| n.strip_prefix("/").ok().map(|r| root.join(r)))
+        .is_some_and(|p| p.is_dir());
+    if !wd_in_root {
+        return Err(Error::InvalidConfig {
+            id: t.id.into(),
+            reason: format!("exec working dir {wd:?} is not a directory in the container"),
+        });
+    }
     let mut cmd = Command::new(t.nsenter);
     cmd.arg(format!("--target={}", t.pid));
     if t.isolation == Isolation::UserNamespace {

@@ -155,6 +155,19 @@ fn system_args() -> Vec<OsString> {
     a
 }
 
+/// The hostname as the kubelet sets it: at most 63 bytes, without a trailing `-` or `.`
+/// left by the cut (pod names may be up to 253 characters; `sethostname` takes 64).
+pub(crate) fn pod_hostname(name: &str) -> &str {
+    if name.len() <= 63 {
+        return name;
+    }
+    let mut end = 63;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].trim_end_matches(['-', '.'])
+}
+
 /// Lexically normalises an absolute container path; `None` if relative or it uses `..`.
 pub(crate) fn normalize(p: &str) -> Option<PathBuf> {
     let path = Path::new(p);
@@ -285,6 +298,17 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
     let wd = normalize(&wd_str)
         .ok_or_else(|| invalid(format!("working dir {wd_str:?} must be absolute")))?;
     let env = effective_env(&cfg.env);
+    if let Some((k, _)) = env
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'))
+    {
+        return Err(invalid(format!(
+            "environment variable {k:?} is not a valid name (or its value holds a NUL)"
+        )));
+    }
+    if let Some(a) = cfg.argv.iter().find(|a| a.contains('\0')) {
+        return Err(invalid(format!("argument {a:?} contains a NUL byte")));
+    }
 
     if resolve_executable(exe, &wd, &env, &mounts).is_none() {
         return Err(Error::ExecutableNotFound {
@@ -294,7 +318,7 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
         });
     }
 
-    let mut args = namespace_args(isolation, &cfg.hostname);
+    let mut args = namespace_args(isolation, pod_hostname(&cfg.hostname));
     args.extend(system_args());
     // Volumes whose mount point is missing inside a read-only system dir: the deepest
     // existing ancestor becomes a tmpfs re-populated with read-only binds of its entries,
@@ -443,6 +467,23 @@ mod tests {
             hostname: "pod".into(),
             log_path: "/dev/null".into(),
         }
+    }
+
+    #[test]
+    fn long_hostnames_are_cut_like_the_kubelet() {
+        let long = format!("{}-{}", "a".repeat(62), "b".repeat(100));
+        assert_eq!(pod_hostname(&long), "a".repeat(62));
+        assert_eq!(pod_hostname("pod"), "pod");
+    }
+
+    #[test]
+    fn bad_env_names_are_rejected() {
+        let mut c = cfg(&["true"]);
+        c.env = vec![("A=B".into(), "1".into())];
+        assert!(matches!(
+            plan(&c, Isolation::Root),
+            Err(Error::InvalidConfig { .. })
+        ));
     }
 
     #[test]
