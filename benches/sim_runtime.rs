@@ -9,6 +9,10 @@ use std::sync::LazyLock;
 use futures::TryStreamExt;
 use podrun::sim::runtime::{logs, ContainerConfig, ExecConfig, LogOptions, LogProgress, Runtime};
 
+// Reports bytes allocated per benchmark iteration (the runtime's own memory per container).
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
 fn main() {
     divan::main();
 }
@@ -95,6 +99,37 @@ fn start_to_running(bencher: divan::Bencher) {
             c.kill_all().expect("kill");
             bed.tokio.block_on(c.wait());
             bed.rt.remove(&id);
+        });
+}
+
+/// Start 100 sleeping containers concurrently (all running), then kill them untimed.
+#[divan::bench(sample_count = 5)]
+fn start_100_concurrently(bencher: divan::Bencher) {
+    let bed = &*BED;
+    bencher
+        .with_inputs(|| {
+            (0..100)
+                .map(|_| {
+                    let id = unique("many");
+                    let log = bed.dir.path().join(format!("{id}.log"));
+                    config(&bed.dir, &id, &["sleep", "1000"], log)
+                })
+                .collect::<Vec<_>>()
+        })
+        .bench_local_values(|cfgs| {
+            let started = bed.tokio.block_on(futures::future::join_all(
+                cfgs.into_iter().map(|cfg| bed.rt.start(cfg)),
+            ));
+            let containers: Vec<_> = started.into_iter().map(|r| r.expect("start")).collect();
+            for c in &containers {
+                c.kill_all().expect("kill");
+            }
+            bed.tokio.block_on(futures::future::join_all(
+                containers.iter().map(|c| c.wait()),
+            ));
+            for c in containers {
+                bed.rt.remove(c.id());
+            }
         });
 }
 

@@ -127,7 +127,7 @@ async fn exec_done(pid: i32, bwrap: &std::path::Path) -> bool {
             return false;
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(std::time::Duration::from_millis(5));
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
     }
 }
 
