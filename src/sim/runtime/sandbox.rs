@@ -412,7 +412,7 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
     })
 }
 
-/// Resolves argv[0] the way execvp inside the container would, on host-backed paths.
+/// Resolves `argv[0]` the way execvp inside the container would, on host-backed paths.
 fn resolve_executable(
     exe: &str,
     wd: &Path,
@@ -432,7 +432,7 @@ fn resolve_executable(
         .find_map(|d| check(&Path::new(d).join(exe)))
 }
 
-/// Resolves argv[0] for exec, looking through `/proc/<pid>/root` at the live container.
+/// Resolves `argv[0]` for exec, looking through `/proc/<pid>/root` at the live container.
 pub(crate) fn resolve_in_live_root(
     root: &Path,
     exe: &str,
