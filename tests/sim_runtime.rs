@@ -994,3 +994,25 @@ async fn containers_die_with_a_killed_podrun() {
         state()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_containers_start_concurrently_without_crosstalk() {
+    let bed = Bed::new();
+    let starts = (0..40).map(|i| {
+        let mut cfg = bed.sh(
+            &format!("c{i}"),
+            &format!("echo $(hostname) $$ $N; exit {i}"),
+        );
+        cfg.hostname = format!("pod-{i}");
+        cfg.env = vec![("N".into(), i.to_string())];
+        let rt = bed.rt.clone();
+        async move { rt.start(cfg).await.expect("start") }
+    });
+    let containers = futures::future::join_all(starts).await;
+    for (i, c) in containers.iter().enumerate() {
+        let exit = c.wait().await;
+        assert_eq!(exit.code, i as i32);
+        let log = read_log(&bed.path(&format!("c{i}.log")), LogOptions::default()).await;
+        assert_eq!(log, format!("pod-{i} 1 {i}\n"));
+    }
+}
