@@ -1016,3 +1016,44 @@ async fn many_containers_start_concurrently_without_crosstalk() {
         assert_eq!(log, format!("pod-{i} 1 {i}\n"));
     }
 }
+
+#[test]
+fn missing_tools_and_failing_namespaces_are_reported_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nsenter = PathBuf::from("/usr/bin/nsenter");
+    let err = Runtime::with_tools(
+        dir.path().join("rt"),
+        dir.path().join("no-bwrap"),
+        nsenter.clone(),
+    )
+    .err();
+    assert!(
+        matches!(err, Some(Error::SandboxToolMissing { tool: "bwrap", .. })),
+        "{err:?}"
+    );
+    assert!(err
+        .map(|e| e.to_string())
+        .is_some_and(|m| m.contains("tools/setup-sim.sh")));
+
+    // A sandbox tool that cannot create namespaces (as in a container without
+    // CAP_SYS_ADMIN): the error carries its message and says what is needed.
+    let fake = dir.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\nexit 1\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = Runtime::with_tools(dir.path().join("rt"), fake, nsenter).err();
+    let msg = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        matches!(err, Some(Error::IsolationUnavailable(_))),
+        "{err:?}"
+    );
+    assert!(msg.contains("Operation not permitted"), "{msg}");
+    assert!(
+        !dir.path().join("rt").exists(),
+        "nothing created on failure"
+    );
+}

@@ -113,13 +113,18 @@ async fn read_child_pid(info: OwnedFd) -> Option<i32> {
 async fn exec_done(pid: i32, bwrap: &std::path::Path) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut pause = std::time::Duration::from_micros(200);
+    // The kernel keeps the first 15 bytes of the executable's name as `comm`.
+    let name = bwrap
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect::<String>())
+        .unwrap_or_default();
     loop {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
         match comm {
             // Gone or a zombie already: nothing left to arm; the monitor reports the exit.
             Err(_) => return true,
-            Ok(c) if c.trim_end() != "bwrap" => return true,
+            Ok(c) if c.trim_end() != name => return true,
             Ok(_) if exe.is_ok_and(|e| e != bwrap) => return true,
             Ok(_) => {}
         }
@@ -138,6 +143,12 @@ pub(crate) async fn start(
     cfg: ContainerConfig,
 ) -> Result<Container, Error> {
     let plan = sandbox::plan(&cfg, isolation)?;
+    if let Some(dir) = cfg.log_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::OpenLog {
+            path: cfg.log_path.clone(),
+            source,
+        })?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

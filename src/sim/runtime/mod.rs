@@ -12,7 +12,7 @@
 //!   exist and that namespaces can be created (as root, or through unprivileged user
 //!   namespaces), failing with [`Error::SandboxToolMissing`] or
 //!   [`Error::IsolationUnavailable`] naming what is missing. [`Runtime::isolation`] says
-//!   which mode is in use. `Runtime` is cheap to clone; when the last clone drops, every
+//!   which mode is in use; [`Runtime::with_tools`] takes explicit tool paths. `Runtime` is cheap to clone; when the last clone drops, every
 //!   container it started is killed, and its root dir removed if `new` created it.
 //! - [`Runtime::start`]`(ContainerConfig) -> Result<Container, Error>` starts a container
 //!   and returns once its entrypoint has been exec'd as PID 1. A missing executable is
@@ -257,6 +257,26 @@ impl Runtime {
             tool: "nsenter",
             package: "util-linux",
         })?;
+        Runtime::with_tools(root_dir, bwrap, nsenter)
+    }
+
+    /// Like [`Runtime::new`] with explicit paths to `bwrap` and `nsenter`.
+    pub fn with_tools(
+        root_dir: PathBuf,
+        bwrap: PathBuf,
+        nsenter: PathBuf,
+    ) -> Result<Runtime, Error> {
+        // Canonical, so the setup wait can recognise the sandbox before it execs.
+        let bwrap = std::fs::canonicalize(&bwrap).map_err(|_| Error::SandboxToolMissing {
+            tool: "bwrap",
+            package: "bubblewrap",
+        })?;
+        if !nsenter.exists() {
+            return Err(Error::SandboxToolMissing {
+                tool: "nsenter",
+                package: "util-linux",
+            });
+        }
         let isolation = if nix::unistd::geteuid().is_root() {
             Isolation::Root
         } else {
