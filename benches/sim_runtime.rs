@@ -9,6 +9,10 @@ use std::sync::LazyLock;
 use futures::TryStreamExt;
 use podrun::sim::runtime::{logs, ContainerConfig, ExecConfig, LogOptions, LogProgress, Runtime};
 
+// Reports bytes allocated per benchmark iteration (the runtime's own memory per container).
+#[global_allocator]
+static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();
+
 fn main() {
     divan::main();
 }
@@ -79,7 +83,18 @@ fn start_to_exit() {
     bed.rt.remove(&id);
 }
 
-/// Start a long-running container (returns once PID 1 exists); killed outside the timing.
+/// Kills and forgets a container when dropped, i.e. outside divan's timing.
+struct Reap(podrun::sim::runtime::Container);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill_all();
+        BED.rt.remove(self.0.id());
+    }
+}
+
+/// Start a long-running container (returns once its entrypoint runs as PID 1); killed
+/// outside the timing.
 #[divan::bench(sample_count = 50)]
 fn start_to_running(bencher: divan::Bencher) {
     let bed = &*BED;
@@ -87,14 +102,94 @@ fn start_to_running(bencher: divan::Bencher) {
         .with_inputs(|| {
             let id = unique("run");
             let log = bed.dir.path().join(format!("{id}.log"));
-            (id.clone(), config(&bed.dir, &id, &["sleep", "1000"], log))
+            config(&bed.dir, &id, &["sleep", "1000"], log)
         })
-        .bench_local_values(|(id, cfg)| {
-            let c = bed.tokio.block_on(bed.rt.start(cfg)).expect("start");
-            divan::black_box(c.pid());
+        .bench_local_values(|cfg| Reap(bed.tokio.block_on(bed.rt.start(cfg)).expect("start")));
+}
+
+/// Start 100 sleeping containers concurrently (all running), then kill them untimed.
+#[divan::bench(sample_count = 5)]
+fn start_100_concurrently(bencher: divan::Bencher) {
+    let bed = &*BED;
+    bencher
+        .with_inputs(|| {
+            (0..100)
+                .map(|_| {
+                    let id = unique("many");
+                    let log = bed.dir.path().join(format!("{id}.log"));
+                    config(&bed.dir, &id, &["sleep", "1000"], log)
+                })
+                .collect::<Vec<_>>()
+        })
+        .bench_local_values(|cfgs| {
+            let started = bed.tokio.block_on(futures::future::join_all(
+                cfgs.into_iter().map(|cfg| bed.rt.start(cfg)),
+            ));
+            let containers: Vec<_> = started.into_iter().map(|r| r.expect("start")).collect();
+            for c in &containers {
+                c.kill_all().expect("kill");
+            }
+            bed.tokio.block_on(futures::future::join_all(
+                containers.iter().map(|c| c.wait()),
+            ));
+            for c in containers {
+                bed.rt.remove(c.id());
+            }
+        });
+}
+
+/// SIGKILL a running container whose log is being followed, until the follow ends
+/// (compare with `kill_to_exit`: the difference is the follower's wake-up delay).
+#[divan::bench(sample_count = 30)]
+fn kill_to_follow_end(bencher: divan::Bencher) {
+    let bed = &*BED;
+    bencher
+        .with_inputs(|| {
+            let id = unique("follow");
+            let log = bed.dir.path().join(format!("{id}.log"));
+            let argv = ["sh", "-c", "echo up; exec sleep 1000"];
+            let c = bed
+                .tokio
+                .block_on(bed.rt.start(config(&bed.dir, &id, &argv, log.clone())))
+                .expect("start");
+            let opts = LogOptions {
+                follow: true,
+                ..Default::default()
+            };
+            let mut stream = Box::pin(logs::read(log, opts, c.log_progress()));
+            let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+            let follower = bed.tokio.spawn(async move {
+                let first = stream.try_next().await.expect("read");
+                let _ = up_tx.send(first.is_some());
+                while stream.try_next().await.expect("read").is_some() {}
+            });
+            // The follower has seen "up" and is now waiting for more.
+            assert!(bed.tokio.block_on(up_rx).expect("follower"));
+            (c, follower)
+        })
+        .bench_local_values(|(c, follower)| {
+            c.kill_all().expect("kill");
+            bed.tokio.block_on(follower).expect("follower task");
+            bed.rt.remove(c.id());
+        });
+}
+
+/// Time from SIGKILL of a running container to its exit being published.
+#[divan::bench(sample_count = 30)]
+fn kill_to_exit(bencher: divan::Bencher) {
+    let bed = &*BED;
+    bencher
+        .with_inputs(|| {
+            let id = unique("kill");
+            let log = bed.dir.path().join(format!("{id}.log"));
+            bed.tokio
+                .block_on(bed.rt.start(config(&bed.dir, &id, &["sleep", "1000"], log)))
+                .expect("start")
+        })
+        .bench_local_values(|c| {
             c.kill_all().expect("kill");
             bed.tokio.block_on(c.wait());
-            bed.rt.remove(&id);
+            bed.rt.remove(c.id());
         });
 }
 
