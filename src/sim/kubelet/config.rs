@@ -51,6 +51,9 @@ pub struct Config {
     pub service_account_token: String,
     /// PEM written as `ca.crt` when the `kube-root-ca.crt` ConfigMap does not exist.
     pub root_ca_pem: String,
+    /// A registry made before the kubelet (e.g. handed to the API server's logs/exec
+    /// endpoints first); default: a new one, see [`super::Kubelet::registry`].
+    pub registry: Option<std::sync::Arc<super::Registry>>,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             host_ip: "127.0.0.1".into(),
             service_account_token: "podrun-sim-service-account-token".into(),
             root_ca_pem: String::new(),
+            registry: None,
         }
     }
 }

@@ -14,8 +14,9 @@
 //! let store = Store::new(store::Config::default());
 //! let runtime = Runtime::new(std::env::temp_dir().join("podrun-runtime"))?;
 //! let kubelet = kubelet::Kubelet::start(store.clone(), runtime, kubelet::Config::default())?;
-//! // Logs/exec endpoints find a pod's containers here:
-//! let run = kubelet.registry().lookup("default", "my-pod", "base", false);
+//! // Logs/exec endpoints find a pod's containers here (`containers::Lookup`):
+//! let lookup: std::sync::Arc<dyn podrun::sim::containers::Lookup> = kubelet.registry();
+//! let run = lookup.lookup("default", "my-pod", "base", false);
 //! # Ok(()) }
 //! ```
 //!
@@ -55,7 +56,7 @@ use tokio::task::JoinSet;
 
 pub use config::{Config, Error as ConfigError, Node};
 pub use env::Objects;
-pub use registry::{Registry, Run};
+pub use registry::Registry;
 
 use crate::sim::runtime::Runtime;
 use crate::sim::store::{ChangeType, EventRecord, ObjectRef, Since, Store};
@@ -83,6 +84,9 @@ pub enum Error {
     /// Subscribing to pods failed.
     #[error("watching pods")]
     Watch(#[source] ApiError),
+    /// Creating the Node object failed.
+    #[error("registering the node")]
+    RegisterNode(#[source] ApiError),
 }
 
 /// What the workers share (read-only after start).
@@ -145,13 +149,20 @@ impl Kubelet {
         let watch = store
             .watch(Kind::Pod, None, Since::Initial)
             .map_err(Error::Watch)?;
+        // Node registration, as a kubelet does at start (kept if it already exists).
+        match store.create(Kind::Node, "", node_object(&node, &config)) {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(Error::RegisterNode(e)),
+        }
+        let registry = config.registry.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
             store,
             runtime,
             node,
             config,
             root,
-            registry: Arc::new(Registry::default()),
+            registry,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(Loop::new(shared.clone()).run(watch, rx));
@@ -380,6 +391,12 @@ impl Loop {
                 if known {
                     return;
                 }
+                // The event first, so a client that sees the condition finds it too.
+                if u.reason == "Unschedulable" {
+                    let mut ev = EventRecord::warning(&involved, "FailedScheduling", &u.message);
+                    ev.component = "default-scheduler".into();
+                    let _ = store.record_event(ev);
+                }
                 let cond = json!({
                     "type": "PodScheduled",
                     "status": "False",
@@ -408,11 +425,6 @@ impl Loop {
                     }
                     Ok(())
                 });
-                if u.reason == "Unschedulable" {
-                    let mut ev = EventRecord::warning(&involved, "FailedScheduling", &u.message);
-                    ev.component = "default-scheduler".into();
-                    let _ = store.record_event(ev);
-                }
             }
         }
     }
@@ -445,11 +457,16 @@ fn node_object(node: &Node, config: &Config) -> Value {
             json!(node.max_pods.to_string()),
         )))
         .collect();
+    let spec = if node.taints.is_empty() {
+        json!({})
+    } else {
+        json!({"taints": node.taints})
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": node.name, "labels": node.labels},
-        "spec": {"taints": node.taints},
+        "spec": spec,
         "status": {
             "capacity": alloc,
             "allocatable": alloc,
