@@ -16,6 +16,9 @@ use super::logs::{format_timestamp, LogState};
 /// default `max_container_log_line_size`).
 pub(crate) const MAX_LINE: usize = 16 * 1024;
 
+/// Bytes read from a pipe at once.
+const READ_BUF: usize = 16 * 1024;
+
 /// Which stream a record came from (the CRI log's second field).
 #[derive(Clone, Copy)]
 enum Stream {
@@ -83,9 +86,11 @@ pub(crate) async fn run<O, E>(
 {
     let (mut out_open, mut err_open) = (true, true);
     let (mut out_pending, mut err_pending) = (Vec::new(), Vec::new());
-    let mut out_buf = vec![0u8; 64 * 1024];
-    let mut err_buf = vec![0u8; 64 * 1024];
-    let mut records = Vec::with_capacity(128 * 1024);
+    // Small buffers: hundreds of mostly idle containers each hold a pair for their whole
+    // life; `records` grows only when a container is chatty.
+    let mut out_buf = vec![0u8; READ_BUF];
+    let mut err_buf = vec![0u8; READ_BUF];
+    let mut records = Vec::new();
     while out_open || err_open {
         let (stream, n) = tokio::select! {
             r = stdout.read(&mut out_buf), if out_open => (Stream::Stdout, r.unwrap_or(0)),
