@@ -1083,6 +1083,8 @@ async fn https_sim() -> (podrun::sim::Sim, Kubelet, tempfile::TempDir) {
     let config = Config {
         root_dir: Some(dir.path().join("kubelet")),
         registry: Some(registry),
+        api_endpoint: Some(sim.addr()),
+        service_account_token: sim.token().to_string(),
         ..Config::default()
     };
     let kubelet = Kubelet::start(sim.store().clone(), runtime, config).expect("kubelet");
@@ -1198,5 +1200,32 @@ spec:
         .expect("read");
     let status = exec.take_status().expect("status").await;
     assert_eq!(out, "hi svc\ndefault", "{status:?}");
+    exec.join().await.expect("join");
+
+    // In-cluster access: the kubernetes service variables, token and CA reach the sim.
+    let script = "SA=/var/run/secrets/kubernetes.io/serviceaccount; \
+        curl -sf --cacert $SA/ca.crt -H \"Authorization: Bearer $(cat $SA/token)\" \
+        https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat $SA/namespace)/pods/svc \
+        | grep -o '\"phase\": *\"Running\"'";
+    let mut exec = pods
+        .exec(
+            "svc",
+            ["sh", "-c", script],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    exec.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let status = exec.take_status().expect("status").await;
+    assert_eq!(
+        out.replace(' ', ""),
+        "\"phase\":\"Running\"\n",
+        "{status:?}"
+    );
     exec.join().await.expect("join");
 }

@@ -97,6 +97,7 @@ pub(crate) struct Shared {
     config: Config,
     root: PathBuf,
     registry: Arc<Registry>,
+    service_env: Vec<(String, String)>,
 }
 
 enum Command {
@@ -160,9 +161,13 @@ impl Kubelet {
             store,
             runtime,
             node,
-            config,
             root,
             registry,
+            service_env: config
+                .api_endpoint
+                .map(env::service_env)
+                .unwrap_or_default(),
+            config,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(Loop::new(shared.clone()).run(watch, rx));
