@@ -1229,3 +1229,76 @@ spec:
     );
     exec.join().await.expect("join");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_with_grace_zero_kills_at_once() {
+    let sim = Sim::new();
+    sim.pod("metadata: {name: now}\nspec: {containers: [{name: main, image: busybox:1.36, command: [sleep, '1000']}]}");
+    sim.wait("now", is_phase("Running")).await;
+    let run = sim
+        .kubelet
+        .registry()
+        .lookup(NS, "now", "main", false)
+        .expect("registered");
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    sim.store
+        .delete(Kind::Pod, NS, "now", &opts)
+        .expect("delete");
+    let exit = tokio::time::timeout(Duration::from_secs(5), run.container.wait())
+        .await
+        .expect("the process is killed at once");
+    assert_eq!(exit.code, 137);
+    assert!(sim.reasons("now").contains(&"Killing".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_that_never_started_reports_unknown_container_status() {
+    let sim = Sim::with(Config {
+        image_pull_failures: vec!["*missing*".into()],
+        ..Config::default()
+    });
+    sim.pod("metadata: {name: stuck}\nspec: {containers: [{name: main, image: 'missing:1', command: ['true']}]}");
+    sim.wait("stuck", |p| waiting_reason(p, "main") == "ErrImagePull")
+        .await;
+    sim.store
+        .delete(Kind::Pod, NS, "stuck", &DeleteOptions::default())
+        .expect("delete");
+    let seen = sim.until("stuck", |_| false).await;
+    let (change, last) = seen.last().expect("deleted");
+    assert_eq!(*change, ChangeType::Deleted);
+    assert_eq!(phase(last), "Failed");
+    let t = &container(last, "main")["state"]["terminated"];
+    assert_eq!(
+        (
+            t["exitCode"].clone(),
+            t["reason"].clone(),
+            t["message"].clone()
+        ),
+        (
+            json!(137),
+            json!("ContainerStatusUnknown"),
+            json!("The container could not be located when the pod was terminated")
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policy_always_restarts_completed_containers() {
+    let sim = Sim::with(Config {
+        crash_loop_backoff: Duration::from_millis(100),
+        ..Config::default()
+    });
+    sim.pod("metadata: {name: again}\nspec: {containers: [{name: main, image: busybox:1.36, command: [sh, -c, 'sleep 0.1']}]}");
+    let p = sim
+        .wait("again", |p| container(p, "main")["restartCount"] == 2)
+        .await;
+    assert_eq!(phase(&p), "Running");
+    let last = &container(&p, "main")["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].clone(), last["reason"].clone()),
+        (json!(0), json!("Completed"))
+    );
+}
