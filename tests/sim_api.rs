@@ -1404,3 +1404,70 @@ async fn exec_over_websocket_with_status_and_stdin() {
         Ok(_) => panic!("exec into a missing pod succeeded"),
     }
 }
+
+#[tokio::test]
+async fn podrun_sim_cli_prints_kubeconfig_and_stops_on_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kc");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+        .args(["sim", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("podrun sim");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut export = None;
+    while let Some(l) = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("output")
+        .expect("line")
+    {
+        if let Some(p) = l.strip_prefix("export KUBECONFIG=") {
+            export = Some(p.to_string());
+            break;
+        }
+    }
+    assert_eq!(export.as_deref(), Some(kc.to_str().expect("utf-8")));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kc)
+            .expect("kubeconfig")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kc).expect("read"),
+        &Default::default(),
+    )
+    .await
+    .expect("config");
+    let pods: Api<Pod> = Api::namespaced(Client::try_from(cfg).expect("client"), "default");
+    pods.create(&PostParams::default(), &pod("cli"))
+        .await
+        .expect("create through podrun sim");
+    // One status line per pod change.
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("status line")
+        .expect("line");
+    assert!(line.expect("line").starts_with("default/cli Pending"));
+    let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+        .args(["sim", "--fault", "kind=nope"])
+        .output()
+        .await
+        .expect("podrun sim");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown fault kind \"nope\""));
+}
