@@ -35,12 +35,46 @@ pub fn is_ours_to_schedule(pod: &Pod) -> bool {
         && pod.metadata.deletion_timestamp.is_none()
 }
 
-/// Decides whether `pod` fits on `node`, given the pods already bound there.
-pub fn schedule<'a>(
-    pod: &Pod,
-    node: &Node,
-    bound: impl Iterator<Item = &'a Pod>,
-) -> Result<(), Unschedulable> {
+/// What the pods already bound to the node use.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// Number of non-terminal pods on the node.
+    pub pods: u32,
+    /// Sum of their effective requests.
+    pub requests: BTreeMap<String, Milli>,
+}
+
+impl Usage {
+    /// Usage of these pods.
+    #[cfg(test)]
+    pub fn of<'a>(pods: impl Iterator<Item = &'a Pod>) -> Self {
+        let mut u = Usage::default();
+        for p in pods {
+            u.add(&pod_requests(
+                p.spec.as_ref().unwrap_or(&PodSpec::default()),
+            ));
+        }
+        u
+    }
+
+    /// Adds one pod's requests.
+    pub fn add(&mut self, requests: &BTreeMap<String, Milli>) {
+        self.pods += 1;
+        merge_add(&mut self.requests, requests.clone());
+    }
+
+    /// Removes one pod's requests.
+    pub fn remove(&mut self, requests: &BTreeMap<String, Milli>) {
+        self.pods = self.pods.saturating_sub(1);
+        for (k, v) in requests {
+            let e = self.requests.entry(k.clone()).or_default();
+            *e = Milli(e.0 - v.0);
+        }
+    }
+}
+
+/// Decides whether `pod` fits on `node`, given what the pods bound there use.
+pub fn schedule(pod: &Pod, node: &Node, used: &Usage) -> Result<(), Unschedulable> {
     let default_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&default_spec);
     if spec
@@ -83,7 +117,7 @@ pub fn schedule<'a>(
             false,
         ));
     }
-    let (reasons, helpful) = insufficient(spec, node, bound);
+    let (reasons, helpful) = insufficient(spec, node, used);
     if !reasons.is_empty() {
         return Err(unschedulable(Some(reasons), "", helpful));
     }
@@ -287,19 +321,8 @@ pub fn container_requests(c: &Container) -> BTreeMap<String, Milli> {
 }
 
 /// NodeResourcesFit: which resources are short, and whether evicting other pods could help.
-fn insufficient<'a>(
-    spec: &PodSpec,
-    node: &Node,
-    bound: impl Iterator<Item = &'a Pod>,
-) -> (Vec<String>, bool) {
-    let mut used: BTreeMap<String, Milli> = BTreeMap::new();
-    let mut count = 0u32;
-    for p in bound {
-        count += 1;
-        if let Some(s) = &p.spec {
-            merge_add(&mut used, pod_requests(s));
-        }
-    }
+fn insufficient(spec: &PodSpec, node: &Node, usage: &Usage) -> (Vec<String>, bool) {
+    let (used, count) = (&usage.requests, usage.pods);
     let mut reasons = Vec::new();
     let mut helpful = true;
     if count + 1 > node.max_pods {
@@ -353,7 +376,7 @@ mod tests {
     fn node_selector_mismatch_has_the_scheduler_message() {
         let p =
             pod("spec: {nodeSelector: {disktype: ssd}, containers: [{name: c, image: busybox}]}");
-        let err = schedule(&p, &node(), std::iter::empty()).expect_err("unschedulable");
+        let err = schedule(&p, &node(), &Usage::default()).expect_err("unschedulable");
         assert_eq!(err.reason, "Unschedulable");
         assert_eq!(
             err.message,
@@ -363,7 +386,7 @@ mod tests {
         let ok = pod(
             "spec: {nodeSelector: {kubernetes.io/os: linux}, containers: [{name: c, image: b}]}",
         );
-        assert_eq!(schedule(&ok, &node(), std::iter::empty()), Ok(()));
+        assert_eq!(schedule(&ok, &node(), &Usage::default()), Ok(()));
     }
 
     #[test]
@@ -371,7 +394,7 @@ mod tests {
         let p = pod(
             "spec: {containers: [{name: c, image: b, resources: {requests: {cpu: '64', memory: 1Ti}}}]}",
         );
-        let err = schedule(&p, &node(), std::iter::empty()).expect_err("unschedulable");
+        let err = schedule(&p, &node(), &Usage::default()).expect_err("unschedulable");
         assert_eq!(
             err.message,
             "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. \
@@ -384,7 +407,7 @@ mod tests {
         let big =
             pod("spec: {containers: [{name: c, image: b, resources: {requests: {cpu: 1500m}}}]}");
         let p = pod("spec: {containers: [{name: c, image: b, resources: {limits: {cpu: '1'}}}]}");
-        let err = schedule(&p, &node(), [&big].into_iter()).expect_err("unschedulable");
+        let err = schedule(&p, &node(), &Usage::of([&big].into_iter())).expect_err("unschedulable");
         assert_eq!(
             err.message,
             "0/1 nodes are available: 1 Insufficient cpu. \
@@ -402,7 +425,7 @@ mod tests {
         nodeSelectorTerms:
         - matchExpressions: [{key: zone, operator: In, values: [a]}]
         - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [podrun-sim]}]");
-        assert_eq!(schedule(&aff, &node(), std::iter::empty()), Ok(()));
+        assert_eq!(schedule(&aff, &node(), &Usage::default()), Ok(()));
         let mut tainted = node();
         tainted.taints.push(Taint {
             key: "dedicated".into(),
@@ -411,17 +434,17 @@ mod tests {
             ..Taint::default()
         });
         let p = pod("spec: {containers: [{name: c, image: b}]}");
-        let err = schedule(&p, &tainted, std::iter::empty()).expect_err("tainted");
+        let err = schedule(&p, &tainted, &Usage::default()).expect_err("tainted");
         assert!(err.message.starts_with(
             "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}."
         ));
         let tol = pod(
             "spec: {containers: [{name: c, image: b}], tolerations: [{key: dedicated, operator: Exists}]}",
         );
-        assert_eq!(schedule(&tol, &tainted, std::iter::empty()), Ok(()));
+        assert_eq!(schedule(&tol, &tainted, &Usage::default()), Ok(()));
         let gated = pod("spec: {containers: [{name: c, image: b}], schedulingGates: [{name: x}]}");
         assert_eq!(
-            schedule(&gated, &node(), std::iter::empty()).map_err(|e| e.reason),
+            schedule(&gated, &node(), &Usage::default()).map_err(|e| e.reason),
             Err("SchedulingGated")
         );
     }

@@ -85,10 +85,8 @@ fn set_up_one(
         let p = PathBuf::from(&hp.path);
         match hp.type_.as_deref().unwrap_or("") {
             "DirectoryOrCreate" => std::fs::create_dir_all(&p).map_err(|e| io_err(&v.name, e))?,
-            "FileOrCreate" => {
-                if !p.exists() {
-                    std::fs::write(&p, b"").map_err(|e| io_err(&v.name, e))?;
-                }
+            "FileOrCreate" if !p.exists() => {
+                std::fs::write(&p, b"").map_err(|e| io_err(&v.name, e))?;
             }
             "Directory" if !p.is_dir() => {
                 return Err(fail(format!(
