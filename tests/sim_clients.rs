@@ -7,6 +7,14 @@ use std::process::Output;
 use std::time::Duration;
 
 use podrun::sim::{Config, Sim};
+
+/// The API server alone: pods stay unscheduled and Pending, deletes are immediate.
+fn api_only() -> Config {
+    Config {
+        kubelet: None,
+        ..Config::default()
+    }
+}
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -42,7 +50,7 @@ async fn ok(sim: &Sim, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn kubectl_create_get_delete() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let pod = data("pod.yaml");
     let pod = pod.to_str().expect("utf-8 path");
     assert_eq!(
@@ -106,7 +114,7 @@ async fn kubectl_create_get_delete() {
 
 #[tokio::test]
 async fn kubectl_typed_creates_and_namespaces() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     assert_eq!(
         ok(&sim, &["create", "namespace", "team"]).await.trim(),
         "namespace/team created"
@@ -168,7 +176,7 @@ async fn kubectl_typed_creates_and_namespaces() {
 
 #[tokio::test]
 async fn kubectl_get_watch_follows_changes() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let pod = data("pod.yaml");
     let mut child = Command::new("kubectl")
         .args([
@@ -233,7 +241,7 @@ async fn python(sim: &Sim, script: &str) -> Value {
 
 #[tokio::test]
 async fn python_client_crud_errors_and_watch() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let got = python(&sim, "api.py").await;
     assert_eq!(
         got["namespaces"],
