@@ -81,7 +81,12 @@ fn create_to_running(bencher: divan::Bencher) {
 fn api_create_pod(bencher: divan::Bencher) {
     let rt = rt();
     let (sim, pods) = rt.block_on(async {
-        let sim = Sim::start(Config::default()).await.expect("sim");
+        let sim = Sim::start(Config {
+            kubelet: None,
+            ..Config::default()
+        })
+        .await
+        .expect("sim");
         let client = sim.client().await.expect("client");
         (sim, Api::<Pod>::namespaced(client, "default"))
     });
