@@ -119,17 +119,31 @@ fn rss_kib(pid: u32) -> u64 {
 /// 500 sleeping pods, one watch each, against a `podrun sim` process; reports its RSS.
 #[divan::bench(sample_count = 1, sample_size = 1)]
 fn pods_500_with_watches() {
-    const PODS: usize = 500;
+    // SIM_BENCH_PODS overrides the count (e.g. for a quick run on a small machine).
+    let pods_wanted: usize = std::env::var("SIM_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
         .args(["sim", "--kubeconfig"])
         .arg(&kubeconfig)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("podrun sim");
     let pid = child.id();
+    // Stops the simulator (like Ctrl-C) even if the benchmark panics.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
     rt.block_on(async {
         for _ in 0..100 {
             if kubeconfig.exists() {
@@ -143,7 +157,7 @@ fn pods_500_with_watches() {
         let pods: Api<Pod> = Api::namespaced(client, "default");
         let idle_rss = rss_kib(pid);
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..PODS {
+        for i in 0..pods_wanted {
             let pods = pods.clone();
             tasks.spawn(async move { create_running(&pods, &format!("many-{i}")).await });
         }
@@ -151,6 +165,9 @@ fn pods_500_with_watches() {
         while let Some(r) = tasks.join_next().await {
             r.expect("pod reached Running with its watch open");
             ok += 1;
+            if ok % 50 == 0 {
+                eprintln!("{ok} pods Running, simulator RSS {} KiB", rss_kib(pid));
+            }
         }
         let running = pods
             .list(&ListParams::default().fields("status.phase=Running"))
@@ -159,14 +176,8 @@ fn pods_500_with_watches() {
             .items
             .len();
         println!(
-            "pods_500_with_watches: {ok}/{PODS} watches saw Running, {running} pods Running; simulator RSS idle {idle_rss} KiB, with {PODS} pods {} KiB",
+            "pods_500_with_watches: {ok}/{pods_wanted} watches saw Running, {running} pods Running; simulator RSS idle {idle_rss} KiB, with {pods_wanted} pods {} KiB",
             rss_kib(pid)
         );
     });
-    // The simulator stops its pods on SIGINT like Ctrl-C.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    let _ = child.wait();
 }
