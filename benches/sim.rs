@@ -36,27 +36,35 @@ fn phase(p: &Pod) -> Option<&str> {
     p.status.as_ref().and_then(|s| s.phase.as_deref())
 }
 
-/// Create a pod and wait (by watch) until it is Running.
+/// Create a pod and wait (by watch) until it is Running; like a real client, re-watch
+/// from the last seen resourceVersion when the server ends a watch.
 async fn create_running(pods: &Api<Pod>, name: &str) {
     let created = pods
-        .create(&PostParams::default(), &pod(name, 300))
+        .create(&PostParams::default(), &pod(name, 600))
         .await
         .expect("create");
-    let rv = created.metadata.resource_version.clone().expect("rv");
+    let mut rv = created.metadata.resource_version.clone().expect("rv");
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
-        .timeout(60);
-    let mut s = pods.watch(&wp, &rv).await.expect("watch").boxed();
-    while let Some(ev) = s.try_next().await.expect("watch event") {
-        if let WatchEvent::Modified(p) | WatchEvent::Added(p) = ev {
-            match phase(&p) {
-                Some("Running") => return,
-                Some("Failed") => panic!("pod failed: {:?}", p.status),
-                _ => {}
+        .timeout(290);
+    loop {
+        let mut s = pods.watch(&wp, &rv).await.expect("watch").boxed();
+        while let Some(ev) = s.try_next().await.expect("watch event") {
+            match ev {
+                WatchEvent::Modified(p) | WatchEvent::Added(p) => {
+                    match phase(&p) {
+                        Some("Running") => return,
+                        Some("Failed") => panic!("pod failed: {:?}", p.status),
+                        _ => {}
+                    }
+                    rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                }
+                WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
+                WatchEvent::Deleted(_) => panic!("{name} deleted"),
+                WatchEvent::Error(e) => panic!("watch error for {name}: {e:?}"),
             }
         }
     }
-    panic!("watch ended before {name} was Running");
 }
 
 #[divan::bench(sample_count = 30, sample_size = 1)]
@@ -156,6 +164,7 @@ fn pods_500_with_watches() {
         let client = Client::try_from(cfg).expect("client");
         let pods: Api<Pod> = Api::namespaced(client, "default");
         let idle_rss = rss_kib(pid);
+        eprintln!("simulator pid {pid}, kubeconfig {}", kubeconfig.display());
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..pods_wanted {
             let pods = pods.clone();
