@@ -75,15 +75,6 @@ pub async fn with_running_pod(
         log_path: log_path.clone(),
     };
     let container = runtime.start(cfg).await.expect("start container");
-    // The runtime returns once PID 1 exists, possibly before its mounts are in place; a
-    // kubelet reports Running later than that, so wait until the root is usable.
-    let sh = format!("/proc/{}/root/bin/sh", container.pid());
-    for _ in 0..200 {
-        if std::path::Path::new(&sh).exists() || container.try_exit().is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
     table.0.lock().expect("lock").insert(
         ("default".into(), name.into(), "base".into()),
         vec![podrun::sim::containers::Run {
