@@ -286,7 +286,7 @@ fn json_and_regex_helpers_work() {
 
 #[test]
 fn infinite_loop_hits_the_operation_limit() {
-    let hook = load(Point::MutatePod, "fn mutate_pod(pod, ctx) { loop {} }");
+    let hook = load_slow(Point::MutatePod, "fn mutate_pod(pod, ctx) { loop {} }");
     let cause = call_err(&hook, Point::MutatePod, pod());
     assert_eq!(cause.limit(), Some(Limit::Operations), "{cause}");
     assert!(cause.to_string().contains("1000000"), "{cause}");

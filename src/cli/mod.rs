@@ -4,8 +4,8 @@
 //! `main.rs` only parses arguments, calls these functions and prints errors. Every
 //! command maps its own failures to the codes in [`crate::exit`] through [`Error`].
 
-pub mod render;
 pub mod hooks;
+pub mod render;
 
 use std::fmt;
 
