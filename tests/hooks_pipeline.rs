@@ -770,3 +770,44 @@ fn hooks_check_lists_points_and_rejects_forbidden_constructs() {
     ]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn render_shows_mutations_and_a_deny_exits_4() {
+    let (code, stdout, stderr) = podrun(&[
+        "render",
+        "tests/hooks/render_task.yaml",
+        "--policy",
+        "tests/hooks/policy.yaml",
+        "-o",
+        "json",
+        "--tenant",
+        "acme",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let pod: Value = serde_json::from_str(&stdout).expect("json pod");
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(labels["team"], json!("data"));
+    assert_eq!(labels["podrun.io/tenant"], json!("acme"));
+    assert_eq!(labels["platform/policy"], json!("v1"));
+
+    let (code, stdout, stderr) = podrun(&[
+        "render",
+        "tests/hooks/render_privileged.yaml",
+        "--policy",
+        "tests/hooks/policy.yaml",
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("denied by platform hook \"no-privileged\"")
+            && stderr.contains("container \"base\" is privileged"),
+        "{stderr}"
+    );
+    // Without the policy the same task renders.
+    let (code, _, stderr) = podrun(&["render", "tests/hooks/render_privileged.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = podrun(&["render", "tests/hooks/render_failing.yaml"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("failed at mutate_pod"), "{stderr}");
+}
