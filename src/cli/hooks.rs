@@ -183,7 +183,8 @@ fn test(args: TestArgs) -> Result {
         "task_id": "test", "run_id": "test", "try_number": 1,
         "namespace": input.pointer("/metadata/namespace").cloned().unwrap_or(json!("default")),
         "pod_name": input.pointer("/metadata/name").cloned().unwrap_or(json!("test")),
-        "tenant": "test", "layer": "tenant", "config": config, "params": {},
+        "tenant": "test", "layer": "tenant", "point": args.point.as_str(),
+        "config": config, "params": {},
     });
     if args.point == Point::FilterLog {
         ctx["container"] = json!("base");
