@@ -742,6 +742,31 @@ fn hooks_test_exit_codes_for_failures_and_bad_input() {
 }
 
 #[test]
+fn hooks_test_and_check_run_wasm_components() {
+    let (code, stdout, stderr) = podrun(&[
+        "hooks",
+        "test",
+        "tests/hooks_wasm/all_points.wat",
+        "--point",
+        "validate_pod",
+        "--input",
+        "tests/hooks/pod.json",
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.contains("\"reason\": \"no\""), "{stdout}");
+    assert!(stderr.contains("memory: "), "{stderr}");
+    let (code, stdout, stderr) = podrun(&["hooks", "check", "tests/hooks_wasm/all_points.wat"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("mutate_pod") && stdout.contains("filter_log"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = podrun(&["hooks", "check", "tests/hooks_wasm/forbidden_import.wat"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("evil:net/socket"), "{stderr}");
+}
+
+#[test]
 fn hooks_check_lists_points_and_rejects_forbidden_constructs() {
     let (code, stdout, _) = podrun(&["hooks", "check", "scripts/deny_privileged.rhai"]);
     assert_eq!(code, 0);

@@ -314,10 +314,18 @@ fn infinite_loop_hits_the_deadline_when_operations_allow_it() {
 #[test]
 fn log_batch_budget_is_per_line() {
     // 20,000 operations for one line exceeds the 10,000-per-line budget.
-    let hook = load(
+    // A long deadline: this test is about the operation budget, not time.
+    let limits = Limits {
+        log_batch_deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let hook = load_with(
         Point::FilterLog,
         "fn filter_log(lines, ctx) { let i = 0; while i < 5000 { i += 1; } lines.map(|l| true) }",
-    );
+        "acme",
+        &limits,
+    )
+    .expect("load");
     let err = hook
         .filter_log(&["one line"], &ctx(Value::Null))
         .expect_err("budget");
