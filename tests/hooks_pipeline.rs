@@ -8,7 +8,7 @@ use std::process::Command;
 
 use podrun::hooks::contract::{BaseResult, ContainerOutcome};
 use podrun::hooks::{
-    apply_to_pod, Cause, Decision, Error, HookSource, HookSpec, Layer, Limit, LineAction, OnError,
+    apply_hooks, Cause, Decision, Error, HookSource, HookSpec, Layer, Limit, LineAction, OnError,
     Outcome, Pipeline, Point, Policy, RecordResult, Runtime, TaskInfo,
 };
 use serde_json::{json, Value};
@@ -436,13 +436,13 @@ fn policy_file_loads_hooks_relative_to_itself_with_limits() {
         HookSource::Rhai(dir.path().join("deny.rhai"))
     );
 
-    let applied = apply_to_pod(pod(), &[], &policy, task()).expect("apply");
+    let applied = apply_hooks(pod(), &[], &policy, task()).expect("apply");
     assert_eq!(applied.pod["metadata"]["labels"]["policy"], json!("v1"));
     assert!(applied.denial().is_none());
 
     let mut bad = pod();
     bad["spec"]["hostPID"] = json!(true);
-    let applied = apply_to_pod(bad, &[], &policy, task()).expect("apply");
+    let applied = apply_hooks(bad, &[], &policy, task()).expect("apply");
     let denial = applied.denial().expect("denied");
     assert!(
         denial.contains("platform hook \"no-privileged\""),
@@ -456,7 +456,7 @@ fn policy_file_loads_hooks_relative_to_itself_with_limits() {
         "loop",
         "fn mutate_pod(pod, ctx) { loop {} }",
     );
-    let err = apply_to_pod(pod(), &[looping], &policy, task()).expect_err("limit");
+    let err = apply_hooks(pod(), &[looping], &policy, task()).expect_err("limit");
     assert!(err.to_string().contains("budget 5000"), "{err}");
 }
 
@@ -490,18 +490,104 @@ fn malformed_declarations_name_the_key() {
     assert_eq!(err.exit_code(), podrun::exit::BAD_INPUT);
 }
 
-#[test]
-fn wasm_hooks_report_that_this_build_lacks_them() {
-    let spec = HookSpec {
-        point: Point::MutatePod,
-        source: HookSource::Wasm("x.wasm".into()),
+fn wasm(point: Point, name: &str) -> HookSpec {
+    HookSpec {
+        point,
+        source: HookSource::Wasm(root().join("tests/hooks_wasm").join(name)),
         config: Value::Null,
         on_error: OnError::Fail,
         name: None,
-    };
-    let err =
-        Pipeline::new(&Runtime::new(), task(), &[spec], &Policy::default()).expect_err("wasm");
-    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    }
+}
+
+#[test]
+fn wasm_and_rhai_hooks_share_one_pipeline() {
+    // Tenant Rhai, platform wasm (a hand-written component implementing every point).
+    let tenant = vec![
+        file(
+            Point::MutatePod,
+            "label_injector.rhai",
+            json!({"labels": {"team": "data"}}),
+        ),
+        file(Point::FilterLog, "log_redactor.rhai", Value::Null),
+    ];
+    let platform = vec![
+        wasm(Point::MutatePod, "all_points.wat"),
+        wasm(Point::ValidatePod, "all_points.wat"),
+        wasm(Point::FilterLog, "all_points.wat"),
+        wasm(Point::ProcessXcom, "all_points.wat"),
+        wasm(Point::Decide, "all_points.wat"),
+    ];
+    let p = pipeline(tenant, platform);
+    let (out, verdict) = p.mutate_and_validate(pod()).expect("pipeline");
+    // The component echoes the pod, so the Rhai label survives it.
+    assert_eq!(out["metadata"]["labels"]["team"], json!("data"));
+    assert!(!verdict.allowed);
+    assert_eq!(verdict.reason.as_deref(), Some("no"));
+    assert_eq!(verdict.warnings, vec!["careful".to_owned()]);
+    assert!(verdict
+        .denied_by
+        .as_deref()
+        .is_some_and(|d| d.contains("all_points.wat")));
+
+    // Rhai redacts, then the component drops "x…" lines, replaces "r…" lines, and traps on
+    // "boom": that batch is kept as the Rhai filter left it, and a new instance serves on.
+    let actions = p.filter_log("base", &["keep", "xdrop", "rline", "token=abc"]);
+    assert_eq!(
+        actions,
+        vec![
+            LineAction::Keep,
+            LineAction::Drop,
+            LineAction::Replace("R".into()),
+            LineAction::Replace("token=***".into()),
+        ]
+    );
+    assert_eq!(
+        p.filter_log("base", &["boom", "password=1"])[1],
+        LineAction::Replace("password=***".into())
+    );
+    assert_eq!(p.filter_log("base", &["xafter"]), vec![LineAction::Drop]);
+
+    assert_eq!(
+        p.process_xcom(json!({"rows": 3})).expect("xcom"),
+        json!({"rows": 3})
+    );
+    assert_eq!(
+        p.decide(&outcome(0, "Completed")).expect("decide"),
+        Decision::Skip("why".into())
+    );
+    let records = p.records();
+    let wasm_filter = records
+        .iter()
+        .find(|r| r.point == Point::FilterLog && r.hook.name == "all_points.wat")
+        .expect("wasm filter record");
+    assert!(
+        matches!(&wasm_filter.result, RecordResult::Filtered { batches: 3, failed_lines: 2, last_error: Some(e), .. } if e.contains("trap")),
+        "{:?}",
+        wasm_filter.result
+    );
+    assert!(wasm_filter.usage.memory_bytes.is_some());
+}
+
+#[test]
+fn wasm_hooks_that_misbehave_fail_with_their_cause() {
+    let p = pipeline(vec![wasm(Point::MutatePod, "infinite_loop.wat")], vec![]);
+    let err = p.mutate_and_validate(pod()).expect_err("deadline");
+    assert!(
+        matches!(err.cause(), Some(c) if c.limit() == Some(Limit::Deadline)),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), podrun::exit::HOOK_FAILED);
+    // A component importing what podrun does not offer is refused at load: bad input.
+    let err = Pipeline::new(
+        &Runtime::new(),
+        task(),
+        &[wasm(Point::MutatePod, "forbidden_import.wat")],
+        &Policy::default(),
+    )
+    .expect_err("forbidden import");
+    assert!(matches!(err, Error::Compile { .. }), "{err}");
+    assert_eq!(err.exit_code(), podrun::exit::BAD_INPUT);
 }
 
 #[test]
@@ -518,7 +604,6 @@ fn tenants_get_separate_engines_with_their_own_limits() {
         &a,
         &runtime.rhai_engine("a", &small)
     ));
-    let _ = Limit::Operations;
 }
 
 // ---- the commands ------------------------------------------------------------------------
@@ -657,6 +742,31 @@ fn hooks_test_exit_codes_for_failures_and_bad_input() {
 }
 
 #[test]
+fn hooks_test_and_check_run_wasm_components() {
+    let (code, stdout, stderr) = podrun(&[
+        "hooks",
+        "test",
+        "tests/hooks_wasm/all_points.wat",
+        "--point",
+        "validate_pod",
+        "--input",
+        "tests/hooks/pod.json",
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.contains("\"reason\": \"no\""), "{stdout}");
+    assert!(stderr.contains("memory: "), "{stderr}");
+    let (code, stdout, stderr) = podrun(&["hooks", "check", "tests/hooks_wasm/all_points.wat"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("mutate_pod") && stdout.contains("filter_log"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = podrun(&["hooks", "check", "tests/hooks_wasm/forbidden_import.wat"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("evil:net/socket"), "{stderr}");
+}
+
+#[test]
 fn hooks_check_lists_points_and_rejects_forbidden_constructs() {
     let (code, stdout, _) = podrun(&["hooks", "check", "scripts/deny_privileged.rhai"]);
     assert_eq!(code, 0);
@@ -684,4 +794,45 @@ fn hooks_check_lists_points_and_rejects_forbidden_constructs() {
         "mutate_pod",
     ]);
     assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn render_shows_mutations_and_a_deny_exits_4() {
+    let (code, stdout, stderr) = podrun(&[
+        "render",
+        "tests/hooks/render_task.yaml",
+        "--policy",
+        "tests/hooks/policy.yaml",
+        "-o",
+        "json",
+        "--tenant",
+        "acme",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let pod: Value = serde_json::from_str(&stdout).expect("json pod");
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(labels["team"], json!("data"));
+    assert_eq!(labels["podrun.io/tenant"], json!("acme"));
+    assert_eq!(labels["platform/policy"], json!("v1"));
+
+    let (code, stdout, stderr) = podrun(&[
+        "render",
+        "tests/hooks/render_privileged.yaml",
+        "--policy",
+        "tests/hooks/policy.yaml",
+    ]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("denied by platform hook \"no-privileged\"")
+            && stderr.contains("container \"base\" is privileged"),
+        "{stderr}"
+    );
+    // Without the policy the same task renders.
+    let (code, _, stderr) = podrun(&["render", "tests/hooks/render_privileged.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let (code, _, stderr) = podrun(&["render", "tests/hooks/render_failing.yaml"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("failed at mutate_pod"), "{stderr}");
 }

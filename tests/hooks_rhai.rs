@@ -286,7 +286,7 @@ fn json_and_regex_helpers_work() {
 
 #[test]
 fn infinite_loop_hits_the_operation_limit() {
-    let hook = load(Point::MutatePod, "fn mutate_pod(pod, ctx) { loop {} }");
+    let hook = load_slow(Point::MutatePod, "fn mutate_pod(pod, ctx) { loop {} }");
     let cause = call_err(&hook, Point::MutatePod, pod());
     assert_eq!(cause.limit(), Some(Limit::Operations), "{cause}");
     assert!(cause.to_string().contains("1000000"), "{cause}");
@@ -314,10 +314,18 @@ fn infinite_loop_hits_the_deadline_when_operations_allow_it() {
 #[test]
 fn log_batch_budget_is_per_line() {
     // 20,000 operations for one line exceeds the 10,000-per-line budget.
-    let hook = load(
+    // A long deadline: this test is about the operation budget, not time.
+    let limits = Limits {
+        log_batch_deadline: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let hook = load_with(
         Point::FilterLog,
         "fn filter_log(lines, ctx) { let i = 0; while i < 5000 { i += 1; } lines.map(|l| true) }",
-    );
+        "acme",
+        &limits,
+    )
+    .expect("load");
     let err = hook
         .filter_log(&["one line"], &ctx(Value::Null))
         .expect_err("budget");

@@ -102,7 +102,8 @@ fn hook_error(err: crate::hooks::Error) -> Error {
 fn source_of(path: &Path) -> Result<HookSource> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("rhai") => Ok(HookSource::Rhai(path.to_owned())),
-        Some("wasm") => Ok(HookSource::Wasm(path.to_owned())),
+        // `.wat`: the text form of a component, handy for tests and hand-written hooks.
+        Some("wasm" | "wat") => Ok(HookSource::Wasm(path.to_owned())),
         _ => Err(bad_input(format!(
             "{}: expected a .rhai script or a .wasm component",
             path.display()
@@ -182,7 +183,8 @@ fn test(args: TestArgs) -> Result {
         "task_id": "test", "run_id": "test", "try_number": 1,
         "namespace": input.pointer("/metadata/namespace").cloned().unwrap_or(json!("default")),
         "pod_name": input.pointer("/metadata/name").cloned().unwrap_or(json!("test")),
-        "tenant": "test", "layer": "tenant", "config": config, "params": {},
+        "tenant": "test", "layer": "tenant", "point": args.point.as_str(),
+        "config": config, "params": {},
     });
     if args.point == Point::FilterLog {
         ctx["container"] = json!("base");

@@ -45,6 +45,12 @@ pub struct TaskArgs {
     /// XCom sidecar image (default: the task's `xcom_sidecar_container_image`, else alpine).
     #[arg(long)]
     pub xcom_sidecar_image: Option<String>,
+    /// Platform policy file: hooks the task cannot disable, and hook limits.
+    #[arg(long, env = "PODRUN_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The tenant the task runs for (hook engines and limits are per tenant).
+    #[arg(long, env = "PODRUN_TENANT", default_value = "default")]
+    pub tenant: String,
 }
 
 impl TaskArgs {
@@ -97,6 +103,24 @@ impl TaskArgs {
     }
 }
 
+impl TaskArgs {
+    /// Runs the task's and the policy's `mutate_pod` and `validate_pod` hooks on the built
+    /// pod. A broken hook file is bad input (2), a failing hook 5, a deny 4 with its reason.
+    pub fn apply_hooks(&self, task: &Task, pod: Value) -> Result<crate::hooks::Applied> {
+        let hook_error = |e: crate::hooks::Error| Error::new(e.exit_code(), e);
+        let policy = match &self.policy {
+            Some(path) => crate::hooks::Policy::load(path).map_err(hook_error)?,
+            None => crate::hooks::Policy::default(),
+        };
+        let applied =
+            crate::hooks::apply_to_pod(pod, task, &policy, &self.tenant).map_err(hook_error)?;
+        if let Some(denial) = applied.denial() {
+            return Err(Error::new(exit::DENIED, denial));
+        }
+        Ok(applied)
+    }
+}
+
 /// Output format.
 #[derive(Debug, Clone, Copy, ValueEnum, Default)]
 pub enum Format {
@@ -132,8 +156,8 @@ fn sorted(v: Value) -> Value {
 
 /// Prints the pod to stdout.
 pub fn run(args: Args) -> Result {
-    let (_task, pod) = args.task.load_and_build()?;
-    let pod = sorted(pod);
+    let (task, pod) = args.task.load_and_build()?;
+    let pod = sorted(args.task.apply_hooks(&task, pod)?.pod);
     let text = match args.output {
         Format::Yaml => {
             serde_yaml_ng::to_string(&pod).map_err(|e| Error::new(exit::BAD_INPUT, e))?

@@ -42,6 +42,35 @@ impl Applied {
     }
 }
 
+/// What the hooks know of `task` as `tenant`'s task (namespace and pod name come from the
+/// pod itself).
+pub fn task_info(task: &crate::spec::Task, tenant: &str) -> TaskInfo {
+    TaskInfo {
+        task_id: task.task_id.clone(),
+        run_id: task.identity.run_id.clone(),
+        try_number: task.identity.try_number,
+        namespace: String::new(),
+        pod_name: String::new(),
+        tenant: tenant.to_owned(),
+        params: Value::Object(task.params.clone()),
+    }
+}
+
+/// Run the task's hooks and the policy's on the pod `build` made for `task`: the call
+/// `podrun render` and `podrun run` make. See [`apply_hooks`].
+///
+/// # Errors
+/// As [`apply_hooks`].
+pub fn apply_to_pod(
+    pod: Value,
+    task: &crate::spec::Task,
+    policy: &Policy,
+    tenant: &str,
+) -> Result<Applied> {
+    let hooks: Vec<HookSpec> = task.hooks.iter().map(HookSpec::from).collect();
+    apply_hooks(pod, &hooks, policy, task_info(task, tenant))
+}
+
 /// Load the hooks (tenant from the task, platform from `policy`) and run mutate and
 /// validate on `pod`, using the process-wide engine registry.
 ///
@@ -49,7 +78,7 @@ impl Applied {
 /// A hook that cannot be read or compiled (`Error::is_bad_input`, exit 2) or that fails
 /// while running with `on_error: fail` or at `validate_pod` (exit 5); see
 /// [`super::Error::exit_code`].
-pub fn apply_to_pod(
+pub fn apply_hooks(
     pod: Value,
     tenant_hooks: &[HookSpec],
     policy: &Policy,

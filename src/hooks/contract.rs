@@ -26,6 +26,8 @@ pub struct Ctx {
     pub tenant: String,
     /// The layer of the hook being called.
     pub layer: Option<Layer>,
+    /// The point being run.
+    pub point: Option<super::Point>,
     /// The hook entry's own `config` (null when none).
     pub config: Value,
     /// The task's `params`.

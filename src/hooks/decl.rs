@@ -83,6 +83,34 @@ impl HookSpec {
     }
 }
 
+impl From<&crate::spec::HookDecl> for HookSpec {
+    /// A task file's `hooks:` entry, as validated by `spec` (paths already resolved
+    /// against the task file).
+    fn from(decl: &crate::spec::HookDecl) -> Self {
+        use crate::spec::{HookPoint, HookSource as Src, OnError as SpecOnError};
+        HookSpec {
+            point: match decl.point {
+                HookPoint::MutatePod => Point::MutatePod,
+                HookPoint::ValidatePod => Point::ValidatePod,
+                HookPoint::FilterLog => Point::FilterLog,
+                HookPoint::ProcessXcom => Point::ProcessXcom,
+                HookPoint::Decide => Point::Decide,
+            },
+            source: match &decl.source {
+                Src::RhaiFile(p) => HookSource::Rhai(p.clone()),
+                Src::RhaiInline(s) => HookSource::Script(s.clone()),
+                Src::Wasm(p) => HookSource::Wasm(p.clone()),
+            },
+            config: decl.config.clone(),
+            on_error: match decl.on_error {
+                SpecOnError::Fail => OnError::Fail,
+                SpecOnError::Ignore => OnError::Ignore,
+            },
+            name: decl.name.clone(),
+        }
+    }
+}
+
 /// The entry as written, before checking that exactly one source is given.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::rhai::{RhaiEngine, RhaiHook};
-use super::{Cause, Error, HookRef, HookSource, HookSpec, Layer, Limits, LineAction, Point};
+use super::wasm::{self, WasmEngine, WasmHook};
+use super::{Cause, Error, HookRef, HookSource, HookSpec, Layer, Limit, Limits, LineAction, Point};
 
 /// Resources one call (or, in a filter record, all batches) used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -57,10 +58,19 @@ impl Usage {
 
 /// The process's hook engines: one Rhai engine per (tenant, limits), so tenants never
 /// share an engine, a cache or limits. Engines are immutable; sharing one between tasks of
-/// the same tenant shares only compiled scripts.
-#[derive(Debug, Default)]
+/// the same tenant shares only compiled scripts. One wasmtime engine serves every tenant
+/// (code is immutable; every call or log session has its own store, with its tenant's
+/// limits), as sandbox.md 7.3 recommends.
+#[derive(Default)]
 pub struct Runtime {
     rhai: Mutex<HashMap<(String, Limits), Arc<RhaiEngine>>>,
+    wasm: OnceLock<Result<WasmEngine, String>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
@@ -86,15 +96,56 @@ impl Runtime {
             .or_insert_with(|| Arc::new(RhaiEngine::new(limits)))
             .clone()
     }
+
+    /// The process's wasm engine, started on first use.
+    pub fn wasm_engine(&self) -> Result<&WasmEngine, String> {
+        self.wasm
+            .get_or_init(|| WasmEngine::new(wasm::WasmConfig::default()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
+/// `hooks::Limits` as the wasm engine's per-call limits.
+fn wasm_limits(limits: &Limits) -> wasm::WasmLimits {
+    wasm::WasmLimits {
+        deadline: limits.call_deadline,
+        log_batch_deadline: limits.log_batch_deadline,
+        memory: limits.wasm_max_memory_bytes,
+        log_memory: limits.wasm_log_max_memory_bytes,
+        max_input: limits.max_input_bytes,
+        max_output: limits.max_output_bytes,
+        max_log_bytes: limits.max_log_bytes_per_call,
+        fuel: limits.wasm_fuel,
+        ..wasm::WasmLimits::default()
+    }
+}
+
+/// The log-filter sessions of one wasm hook in one pipeline: one instance per container
+/// stream, kept across batches (the wasm engine replaces it after a failure).
+type Sessions = Arc<Mutex<HashMap<String, Arc<Mutex<wasm::LogFilterSession>>>>>;
+
 /// The engine-specific part of a loaded hook.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Imp {
     Rhai {
         engine: Arc<RhaiEngine>,
         hook: RhaiHook,
     },
+    Wasm {
+        hook: WasmHook,
+        points: Vec<Point>,
+        sessions: Sessions,
+    },
+}
+
+impl std::fmt::Debug for Imp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Imp::Rhai { hook, .. } => f.debug_tuple("Rhai").field(hook).finish(),
+            Imp::Wasm { hook, .. } => f.debug_tuple("Wasm").field(&hook.path()).finish(),
+        }
+    }
 }
 
 /// A loaded (compiled) hook with its declaration.
@@ -155,6 +206,7 @@ impl Hook {
     ) -> Result<Vec<Point>, Error> {
         Ok(match compile(runtime, r, source, limits)? {
             Imp::Rhai { hook, .. } => hook.points().to_vec(),
+            Imp::Wasm { points, .. } => points,
         })
     }
 
@@ -172,13 +224,7 @@ impl Hook {
     pub fn points(&self) -> &[Point] {
         match &self.imp {
             Imp::Rhai { hook, .. } => hook.points(),
-        }
-    }
-
-    /// The limits the hook runs under.
-    pub fn limits(&self) -> &Limits {
-        match &self.imp {
-            Imp::Rhai { engine, .. } => engine.limits(),
+            Imp::Wasm { points, .. } => points,
         }
     }
 
@@ -187,6 +233,7 @@ impl Hook {
     pub fn call(&self, point: Point, input: &Value, ctx: &Value) -> Result<(Value, Usage), Error> {
         let result = match &self.imp {
             Imp::Rhai { engine, hook } => engine.call(hook, point, input, ctx),
+            Imp::Wasm { hook, .. } => self.call_wasm(hook, point, input, ctx),
         };
         result.map_err(|cause| self.error(point, cause))
     }
@@ -199,8 +246,111 @@ impl Hook {
     ) -> Result<(Vec<LineAction>, Usage), Error> {
         let result = match &self.imp {
             Imp::Rhai { engine, hook } => engine.filter_log(hook, lines, ctx),
+            Imp::Wasm { hook, sessions, .. } => self.filter_wasm(hook, sessions, lines, ctx),
         };
         result.map_err(|cause| self.error(Point::FilterLog, cause))
+    }
+
+    fn call_wasm(
+        &self,
+        hook: &WasmHook,
+        point: Point,
+        input: &Value,
+        ctx: &Value,
+    ) -> Result<(Value, Usage), Cause> {
+        let (input, ctx) = (input.to_string(), ctx.to_string());
+        let (output, usage) = match point {
+            Point::MutatePod => {
+                let (out, usage) = hook.mutate_pod(&input, &ctx).map_err(wasm_cause)?;
+                (parse_output(&out)?, usage)
+            }
+            Point::ProcessXcom => {
+                let (out, usage) = hook.process_xcom(&input, &ctx).map_err(wasm_cause)?;
+                (parse_output(&out)?, usage)
+            }
+            Point::ValidatePod => {
+                let (v, usage) = hook.validate_pod(&input, &ctx).map_err(wasm_cause)?;
+                let mut out = serde_json::json!({"allowed": v.allowed, "warnings": v.warnings});
+                if let Some(reason) = v.reason {
+                    out["reason"] = Value::String(reason);
+                }
+                (out, usage)
+            }
+            Point::Decide => {
+                let (d, usage) = hook.decide(&input, &ctx).map_err(wasm_cause)?;
+                let out = match d {
+                    wasm::Decision::Keep => serde_json::json!("keep"),
+                    wasm::Decision::Success => serde_json::json!("success"),
+                    wasm::Decision::Skip(r) => serde_json::json!({ "skip": r }),
+                    wasm::Decision::Fail(r) => serde_json::json!({ "fail": r }),
+                };
+                (out, usage)
+            }
+            Point::FilterLog => return Err(Cause::MissingPoint(Point::FilterLog)),
+        };
+        Ok((output, self.wasm_usage(usage)))
+    }
+
+    fn filter_wasm<S: AsRef<str>>(
+        &self,
+        hook: &WasmHook,
+        sessions: &Sessions,
+        lines: &[S],
+        ctx: &Value,
+    ) -> Result<(Vec<LineAction>, Usage), Cause> {
+        let container = ctx
+            .get("container")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let session = {
+            let mut sessions = sessions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match sessions.get(&container) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = hook.log_filter(&ctx.to_string()).map_err(wasm_cause)?;
+                    let s = Arc::new(Mutex::new(s));
+                    sessions.insert(container, s.clone());
+                    s
+                }
+            }
+        };
+        let lines: Vec<String> = lines.iter().map(|l| l.as_ref().to_owned()).collect();
+        let (actions, usage) = session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .filter(&lines)
+            .map_err(wasm_cause)?;
+        let actions = actions
+            .into_iter()
+            .map(|a| match a {
+                wasm::LineAction::Keep => LineAction::Keep,
+                wasm::LineAction::Drop => LineAction::Drop,
+                wasm::LineAction::Replace(t) => LineAction::Replace(t),
+            })
+            .collect();
+        Ok((actions, self.wasm_usage(usage)))
+    }
+
+    /// Write the guest's log lines to podrun's log and keep the figures.
+    fn wasm_usage(&self, usage: wasm::Usage) -> Usage {
+        for record in &usage.logs {
+            let message = &record.message;
+            match record.level {
+                wasm::LogLevel::Warn | wasm::LogLevel::Error => {
+                    tracing::warn!(hook = %self.r.name, "{message}")
+                }
+                _ => tracing::info!(hook = %self.r.name, "{message}"),
+            }
+        }
+        Usage {
+            elapsed_us: usage.elapsed.as_micros() as u64,
+            operations: None,
+            fuel: usage.fuel_consumed,
+            memory_bytes: Some(usage.peak_memory as u64),
+        }
     }
 
     /// An error about this hook at `point`.
@@ -232,11 +382,79 @@ fn compile(
             let hook = engine.load(r.clone(), text)?;
             Ok(Imp::Rhai { engine, hook })
         }
-        HookSource::Wasm(_) => Err(Error::Unsupported {
-            hook: Box::new(r.clone()),
-            message: "wasm hooks are not built in this build".into(),
-        }),
+        HookSource::Wasm(path) => {
+            let engine = runtime
+                .wasm_engine()
+                .map_err(|message| Error::Unsupported {
+                    hook: Box::new(r.clone()),
+                    message: format!("the wasm engine could not start: {message}"),
+                })?;
+            let hook = engine
+                .load(path)
+                .map_err(|e| wasm_load_error(r, e))?
+                .with_limits(wasm_limits(limits));
+            let points = hook
+                .points()
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            Ok(Imp::Wasm {
+                hook,
+                points,
+                sessions: Arc::default(),
+            })
+        }
     }
+}
+
+/// A wasm load failure as a hooks error (all bad input but an engine failure).
+fn wasm_load_error(r: &HookRef, err: wasm::Error) -> Error {
+    let hook = Box::new(r.clone());
+    match err {
+        wasm::Error::Read { source, .. } => Error::ReadHook { hook, source },
+        wasm::Error::Engine { message } => Error::Unsupported { hook, message },
+        other => Error::Compile {
+            hook,
+            message: other.to_string(),
+            line: 0,
+            column: 0,
+            limit: None,
+        },
+    }
+}
+
+/// A wasm call failure as a [`Cause`].
+fn wasm_cause(err: wasm::Error) -> Cause {
+    let limit = |limit: Limit, detail: String| Cause::Limit { limit, detail };
+    match err {
+        wasm::Error::Deadline { limit: d } => {
+            limit(Limit::Deadline, format!("{} ms", d.as_millis()))
+        }
+        wasm::Error::Fuel { limit: f } => limit(Limit::Fuel, format!("{f} units")),
+        wasm::Error::MemoryLimit {
+            limit: l,
+            requested,
+        } => limit(Limit::Memory, format!("{l} bytes, asked for {requested}")),
+        wasm::Error::InputTooLarge { size, limit: l } => {
+            limit(Limit::InputSize, format!("{size} bytes, at most {l}"))
+        }
+        wasm::Error::OutputTooLarge { size, limit: l } => {
+            limit(Limit::OutputSize, format!("{size} bytes, at most {l}"))
+        }
+        wasm::Error::MalformedOutput { message } => Cause::MalformedOutput(message),
+        wasm::Error::GuestError(message) => Cause::Script {
+            message,
+            line: 0,
+            column: 0,
+        },
+        wasm::Error::Trap { message } => Cause::Trap(message),
+        other => Cause::Trap(other.to_string()),
+    }
+}
+
+/// Parse a wasm hook's JSON text (already checked by the wasm engine).
+fn parse_output(text: &str) -> Result<Value, Cause> {
+    serde_json::from_str(text).map_err(|e| Cause::MalformedOutput(format!("invalid JSON: {e}")))
 }
 
 fn read_hook(r: &HookRef, path: &std::path::Path, limits: &Limits) -> Result<String, Error> {
@@ -254,7 +472,7 @@ fn read_hook(r: &HookRef, path: &std::path::Path, limits: &Limits) -> Result<Str
             ),
             line: 0,
             column: 0,
-            limit: Some(super::Limit::InputSize),
+            limit: Some(Limit::InputSize),
         });
     }
     std::fs::read_to_string(path).map_err(|source| Error::ReadHook {

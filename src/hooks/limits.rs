@@ -94,9 +94,9 @@ pub struct Limits {
     pub wasm_max_memory_bytes: usize,
     /// Wasm: linear memory of a log-filter instance. Default 16 MiB. As above.
     pub wasm_log_max_memory_bytes: usize,
-    /// Wasm: fuel per admission-style call when deterministic metering is on. Default
-    /// 100,000,000. Fires `Cause::Limit(Limit::Fuel)`.
-    pub wasm_fuel: u64,
+    /// Wasm: fuel per call, used only when the wasm engine meters fuel (off by default:
+    /// epochs bound time). Default none. Fires `Cause::Limit(Limit::Fuel)`.
+    pub wasm_fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -123,7 +123,7 @@ impl Default for Limits {
             rhai_regex_cache: 64,
             wasm_max_memory_bytes: 64 << 20,
             wasm_log_max_memory_bytes: 16 << 20,
-            wasm_fuel: 100_000_000,
+            wasm_fuel: None,
         }
     }
 }

@@ -32,7 +32,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-pub use apply::{apply_to_pod, Applied};
+pub use apply::{apply_hooks, apply_to_pod, task_info, Applied};
 pub use contract::{Ctx, Decision, LineAction, Outcome, Verdict};
 pub use decl::{HookSource, HookSpec, OnError, Policy};
 pub use error::{Cause, Error, HookRef, Limit, Result};

@@ -208,6 +208,7 @@ impl Pipeline {
             pod_name: or_meta(&self.task.pod_name, "name"),
             tenant: self.task.tenant.clone(),
             layer: Some(hook.hook_ref().layer),
+            point: Some(hook.spec().point),
             config: hook.spec().config.clone(),
             params: self.task.params.clone(),
             container: container.map(str::to_owned),

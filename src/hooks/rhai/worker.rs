@@ -46,11 +46,27 @@ fn pool() -> &'static Pool {
     })
 }
 
-fn spawn_worker(pool: &'static Pool) -> bool {
+/// Start one more hook thread; if the OS refuses the large stack, try smaller ones (still
+/// far above the 2 MiB default).
+fn spawn_worker(pool: &'static Pool) -> Result<(), std::io::Error> {
+    let mut last = None;
+    for stack in [STACK_BYTES, STACK_BYTES / 4, STACK_BYTES / 16] {
+        match spawn_with_stack(pool, stack) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no stack size tried")))
+}
+
+fn spawn_with_stack(pool: &'static Pool, stack: usize) -> Result<(), std::io::Error> {
+    // Counted before the thread exists: a caller that sees the new thread idle must also
+    // see it counted (or it would think no thread could be started).
+    pool.total.fetch_add(1, Ordering::SeqCst);
     let rx = pool.rx.clone();
     let spawned = std::thread::Builder::new()
         .name("podrun-hook".into())
-        .stack_size(STACK_BYTES)
+        .stack_size(stack)
         .spawn(move || {
             ON_HOOK_THREAD.with(|f| f.set(true));
             loop {
@@ -66,10 +82,9 @@ fn spawn_worker(pool: &'static Pool) -> bool {
                 }
             }
         });
-    if spawned.is_ok() {
-        pool.total.fetch_add(1, Ordering::SeqCst);
-    }
-    spawned.is_ok()
+    spawned.map(|_| ()).inspect_err(|_| {
+        pool.total.fetch_sub(1, Ordering::SeqCst);
+    })
 }
 
 /// Run `job` on a hook thread and wait for its result. `Err` carries a panic's message.
@@ -89,8 +104,9 @@ pub(crate) fn run<R: Send + 'static>(
         return guarded();
     }
     let pool = pool();
+    let mut spawn_error = None;
     if pool.idle.load(Ordering::SeqCst) == 0 && pool.total.load(Ordering::SeqCst) < MAX_THREADS {
-        spawn_worker(pool);
+        spawn_error = spawn_worker(pool).err();
     }
     let (reply_tx, reply_rx) = mpsc::sync_channel(1);
     let sent = pool.tx.send(Box::new(move || {
@@ -98,7 +114,10 @@ pub(crate) fn run<R: Send + 'static>(
         let _ = reply_tx.send(guarded());
     }));
     if sent.is_err() || pool.total.load(Ordering::SeqCst) == 0 {
-        return Err("no hook thread could be started".into());
+        return Err(match spawn_error {
+            Some(e) => format!("no hook thread could be started: {e}"),
+            None => "no hook thread could be started".into(),
+        });
     }
     reply_rx
         .recv()
