@@ -7,7 +7,8 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod, Secret, ServiceAccount};
 use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+    Api, AttachParams, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
 };
 use kube::runtime::watcher;
 use kube::Client;
@@ -281,7 +282,7 @@ async fn malformed_bodies_and_unknown_paths_get_status_objects() {
     .await;
     assert_eq!((code, s["reason"].as_str()), (400, Some("BadRequest")));
     assert_eq!(s["kind"], "Status");
-    let (code, s) = raw(&sim, "GET", "/api/v1/nodes", "application/json", "").await;
+    let (code, s) = raw(&sim, "GET", "/api/v1/services", "application/json", "").await;
     assert_eq!((code, s["reason"].as_str()), (404, Some("NotFound")));
     let (code, s) = raw(
         &sim,
@@ -1165,4 +1166,308 @@ async fn watch_timeout_seconds_ends_the_stream() {
         .expect("ends");
     assert!(got.is_empty());
     assert!(t.elapsed() >= Duration::from_millis(900));
+}
+
+// ---- Logs and exec over HTTPS, with containers started on the runtime by the test ----
+// (the process kubelet does this for real pods; here the test plays the kubelet's part)
+
+#[path = "sim_api/runtime_pod.rs"]
+mod runtime_pod;
+use runtime_pod::with_running_pod;
+
+#[tokio::test]
+async fn logs_over_https_with_options_and_faults() {
+    use futures::AsyncBufReadExt;
+    let (sim, pods, _rt, _dir) =
+        with_running_pod("lg", "echo alpha; echo beta; sleep 1; echo gamma").await;
+    let follow = pods
+        .log_stream(
+            "lg",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("follow");
+    let lines: Vec<String> =
+        tokio::time::timeout(Duration::from_secs(15), follow.lines().try_collect())
+            .await
+            .expect("follow ends when the container exits")
+            .expect("lines");
+    assert_eq!(lines, ["alpha", "beta", "gamma"]);
+    assert_eq!(
+        pods.logs("lg", &LogParams::default()).await.expect("logs"),
+        "alpha\nbeta\ngamma\n"
+    );
+    assert_eq!(
+        pods.logs(
+            "lg",
+            &LogParams {
+                tail_lines: Some(1),
+                ..LogParams::default()
+            }
+        )
+        .await
+        .expect("tail"),
+        "gamma\n"
+    );
+    assert_eq!(
+        pods.logs(
+            "lg",
+            &LogParams {
+                limit_bytes: Some(3),
+                ..LogParams::default()
+            }
+        )
+        .await
+        .expect("limit"),
+        "alp"
+    );
+    let ts = pods
+        .logs(
+            "lg",
+            &LogParams {
+                timestamps: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("timestamps");
+    for line in ts.lines() {
+        let (stamp, _) = line.split_once(' ').expect("timestamp prefix");
+        assert!(
+            stamp.parse::<jiff::Timestamp>().is_ok() && stamp.len() == 30,
+            "{stamp}"
+        );
+    }
+    let s = api_err(
+        pods.logs(
+            "lg",
+            &LogParams {
+                previous: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect_err("no previous"),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            400,
+            "previous terminated container \"base\" in pod \"lg\" not found"
+        )
+    );
+    let s = api_err(
+        pods.logs(
+            "lg",
+            &LogParams {
+                container: Some("nope".into()),
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect_err("bad container"),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (400, "container nope is not valid for pod lg")
+    );
+
+    sim.faults().add(
+        Fault::new(FaultKind::CutLog {
+            after_lines: Some(2),
+            after_bytes: None,
+        })
+        .times(1),
+    );
+    assert_eq!(
+        pods.logs("lg", &LogParams::default())
+            .await
+            .expect("cut lines"),
+        "alpha\nbeta\n"
+    );
+    sim.faults().add(
+        Fault::new(FaultKind::CutLog {
+            after_lines: None,
+            after_bytes: Some(8),
+        })
+        .times(1),
+    );
+    assert_eq!(
+        pods.logs("lg", &LogParams::default())
+            .await
+            .expect("cut bytes"),
+        "alpha\nbe"
+    );
+    assert_eq!(sim.fault_counts().get("cut_log"), Some(&2));
+    assert_eq!(sim.request_counts().get("get pods/log"), Some(&9));
+}
+
+#[tokio::test]
+async fn logs_wait_for_a_started_container() {
+    let (sim, pods, _rt, _dir) = with_running_pod("wt", "sleep 30").await;
+    sim.store()
+        .modify_status(podrun::sim::Kind::Pod, "default", "wt", None, |st| {
+            st["containerStatuses"][0]["state"] =
+                json!({"waiting": {"reason": "ContainerCreating"}});
+            Ok(())
+        })
+        .expect("status");
+    let s = api_err(
+        pods.logs("wt", &LogParams::default())
+            .await
+            .expect_err("waiting"),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            400,
+            "container \"base\" in pod \"wt\" is waiting to start: ContainerCreating"
+        )
+    );
+}
+
+#[tokio::test]
+async fn exec_over_websocket_with_status_and_stdin() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (sim, pods, _rt, _dir) = with_running_pod("ex", "sleep 60").await;
+    let mut p = pods
+        .exec(
+            "ex",
+            ["sh", "-c", "echo out $GREETING; echo err >&2; exit 3"],
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    p.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let mut err = String::new();
+    p.stderr()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .await
+        .expect("read");
+    let status = p.take_status().expect("status").await.expect("status sent");
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("out hi\n", "err\n"),
+        "{status:?}"
+    );
+    assert_eq!(status.status.as_deref(), Some("Failure"));
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let cause = &status.details.expect("details").causes.expect("causes")[0];
+    assert_eq!(
+        (cause.reason.as_deref(), cause.message.as_deref()),
+        (Some("ExitCode"), Some("3"))
+    );
+    p.join().await.expect("join");
+
+    let mut p = pods
+        .exec(
+            "ex",
+            ["cat"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .expect("exec with stdin");
+    let mut stdin = p.stdin().expect("stdin");
+    stdin.write_all(b"hello stdin").await.expect("write");
+    stdin.shutdown().await.expect("close stdin");
+    drop(stdin);
+    let mut out = String::new();
+    p.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    assert_eq!(out, "hello stdin");
+    let status = p.take_status().expect("status").await.expect("status");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+
+    sim.faults().add(Fault::new(FaultKind::FailExec).times(1));
+    assert!(pods
+        .exec("ex", ["true"], &AttachParams::default())
+        .await
+        .is_err());
+    assert_eq!(sim.fault_counts().get("fail_exec"), Some(&1));
+    match pods.exec("ghost", ["true"], &AttachParams::default()).await {
+        Err(e) => assert!(
+            e.to_string().contains("404") || e.to_string().contains("not found"),
+            "{e}"
+        ),
+        Ok(_) => panic!("exec into a missing pod succeeded"),
+    }
+}
+
+#[tokio::test]
+async fn podrun_sim_cli_prints_kubeconfig_and_stops_on_ctrl_c() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kc = dir.path().join("kc");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+        .args(["sim", "--kubeconfig"])
+        .arg(&kc)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("podrun sim");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut export = None;
+    while let Some(l) = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("output")
+        .expect("line")
+    {
+        if let Some(p) = l.strip_prefix("export KUBECONFIG=") {
+            export = Some(p.to_string());
+            break;
+        }
+    }
+    assert_eq!(export.as_deref(), Some(kc.to_str().expect("utf-8")));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kc)
+            .expect("kubeconfig")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let cfg = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kc).expect("read"),
+        &Default::default(),
+    )
+    .await
+    .expect("config");
+    let pods: Api<Pod> = Api::namespaced(Client::try_from(cfg).expect("client"), "default");
+    pods.create(&PostParams::default(), &pod("cli"))
+        .await
+        .expect("create through podrun sim");
+    // One status line per pod change.
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("status line")
+        .expect("line");
+    assert!(line.expect("line").starts_with("default/cli Pending"));
+    let pid = nix::unistd::Pid::from_raw(child.id().expect("pid") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("stops")
+        .expect("status");
+    assert_eq!(status.code(), Some(0));
+
+    let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+        .args(["sim", "--fault", "kind=nope"])
+        .output()
+        .await
+        .expect("podrun sim");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown fault kind \"nope\""));
 }

@@ -249,3 +249,91 @@ async fn python_client_crud_errors_and_watch() {
     // Watching from the list taken after the create: only the later changes.
     assert_eq!(got["watch"], serde_json::json!(["MODIFIED", "DELETED"]));
 }
+
+#[path = "sim_api/runtime_pod.rs"]
+mod runtime_pod;
+
+#[tokio::test]
+async fn kubectl_logs_and_exec() {
+    let (sim, _pods, _rt, _dir) =
+        runtime_pod::with_running_pod("kx", "echo one; echo two; sleep 2; echo three; sleep 30")
+            .await;
+    let follow = Command::new("kubectl")
+        .args(["logs", "-f", "kx", "--request-timeout=20s"])
+        .env("KUBECONFIG", sim.kubeconfig_path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl logs -f");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(ok(&sim, &["logs", "kx"]).await, "one\ntwo\nthree\n");
+    assert_eq!(ok(&sim, &["logs", "kx", "--tail=1"]).await, "three\n");
+    let mut follow = follow;
+    follow.start_kill().expect("stop following");
+    let out = follow.wait_with_output().await.expect("output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\nthree\n");
+
+    assert_eq!(
+        ok(
+            &sim,
+            &["exec", "kx", "--", "sh", "-c", "echo exec $GREETING"]
+        )
+        .await,
+        "exec hi\n"
+    );
+    let failed = kubectl(
+        &sim,
+        &["exec", "kx", "--", "sh", "-c", "echo bad >&2; exit 3"],
+    )
+    .await;
+    assert_eq!(failed.status.code(), Some(3), "{}", text(&failed));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("bad"));
+    let mut child = Command::new("kubectl")
+        .args(["exec", "-i", "kx", "--", "cat"])
+        .env("KUBECONFIG", sim.kubeconfig_path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl exec -i");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"piped through\n").await.expect("write");
+    }
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exec -i ends at stdin EOF")
+        .expect("output");
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped through\n");
+}
+
+#[tokio::test]
+async fn python_client_logs_and_exec_stream() {
+    let (sim, _pods, _rt, _dir) =
+        runtime_pod::with_running_pod("px", "echo l1; echo l2; sleep 4").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = Command::new("python3")
+        .arg(data("logs_exec.py"))
+        .arg("px")
+        .env("KUBECONFIG", sim.kubeconfig_path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let got: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(got["logs"], "l1\nl2\n");
+    assert_eq!(got["tail"], "l2\n");
+    assert_eq!(got["follow"], "l1\nl2\n");
+    assert_eq!(got["exec_stdout"], "exec-out\n");
+    assert_eq!(got["exec_stderr"], "exec-err\n");
+    assert_eq!(got["exec_code"], 4);
+    assert_eq!(got["stdin_echo"], "from python\n");
+}

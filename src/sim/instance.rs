@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::sim::containers::Lookup;
 use crate::sim::faults::{Fault, Faults, RequestCounts};
 use crate::sim::server::{self, tls, AppState, Settings};
 use crate::sim::store::{self, Store};
@@ -56,7 +57,7 @@ pub enum Error {
 }
 
 /// Simulator settings; `Config::default()` is an ephemeral port and a temp kubeconfig.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// Port on 127.0.0.1; 0 (default) picks a free one.
     pub port: u16,
@@ -68,6 +69,21 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Changes kept for watch replay (default 10000).
     pub history: usize,
+    /// Where logs/exec find containers when no built-in kubelet runs (tests that drive
+    /// the runtime themselves).
+    pub containers: Option<Arc<dyn Lookup>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("port", &self.port)
+            .field("kubeconfig", &self.kubeconfig)
+            .field("faults", &self.faults)
+            .field("bookmark_interval", &self.bookmark_interval)
+            .field("history", &self.history)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -78,6 +94,7 @@ impl Default for Config {
             faults: Vec::new(),
             bookmark_interval: Duration::from_secs(60),
             history: store::Config::default().history,
+            containers: None,
         }
     }
 }
@@ -91,6 +108,7 @@ pub struct Sim {
     kubeconfig: PathBuf,
     dir: PathBuf,
     server: Option<JoinHandle<()>>,
+    evictor: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -148,6 +166,7 @@ impl Sim {
             token: token.clone(),
             faults,
             requests: Arc::new(RequestCounts::default()),
+            containers: config.containers.clone(),
             settings: Settings {
                 bookmark_interval: config.bookmark_interval,
                 address: addr.to_string(),
@@ -169,6 +188,7 @@ impl Sim {
                 source,
             }
         })?;
+        let evictor = tokio::spawn(evict_running(state.clone()));
         Ok(Sim {
             state,
             addr,
@@ -176,6 +196,7 @@ impl Sim {
             kubeconfig,
             dir,
             server: Some(server),
+            evictor,
         })
     }
 
@@ -254,6 +275,7 @@ impl Sim {
     }
 
     fn stop(&mut self) {
+        self.evictor.abort();
         self.state.shutdown.cancel();
         self.state.store.close();
         // Best effort: only our own scratch files live here.
@@ -266,6 +288,41 @@ impl Drop for Sim {
         self.stop();
         if let Some(h) = self.server.take() {
             h.abort();
+        }
+    }
+}
+
+/// The `EvictRunning` fault: once a pod whose `namespace/name` matches a rule's path is
+/// Running, evict it through the Eviction API path.
+async fn evict_running(state: Arc<AppState>) {
+    use crate::sim::faults::FaultKind;
+    use crate::sim::store::{ChangeType, Since};
+    use crate::sim::Kind;
+    loop {
+        let Ok(mut watch) = state.store.watch(Kind::Pod, None, Since::Initial) else {
+            return;
+        };
+        while let Some(c) = watch.next().await {
+            let running = c
+                .object
+                .pointer("/status/phase")
+                .and_then(serde_json::Value::as_str)
+                == Some("Running");
+            let deleting = c.object.pointer("/metadata/deletionTimestamp").is_some();
+            if c.change == ChangeType::Deleted || !running || deleting {
+                continue;
+            }
+            let key = format!("{}/{}", c.namespace, c.name);
+            if state
+                .faults
+                .take("evict", &key, |k| matches!(k, FaultKind::EvictRunning))
+                .is_some()
+            {
+                let _ = server::evict(&state, &c.namespace, &c.name, None);
+            }
+        }
+        if !watch.lagged() {
+            return;
         }
     }
 }

@@ -16,14 +16,17 @@ pub enum Kind {
     ConfigMap,
     /// `serviceaccounts`.
     ServiceAccount,
+    /// `nodes` (cluster-scoped; the kubelet's one node).
+    Node,
 }
 
 impl Kind {
     /// Every kind, in discovery order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::ConfigMap,
         Kind::Event,
         Kind::Namespace,
+        Kind::Node,
         Kind::Pod,
         Kind::Secret,
         Kind::ServiceAccount,
@@ -38,6 +41,7 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::ConfigMap => "configmaps",
             Kind::ServiceAccount => "serviceaccounts",
+            Kind::Node => "nodes",
         }
     }
 
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::ServiceAccount => "ServiceAccount",
+            Kind::Node => "Node",
         }
     }
 
@@ -62,6 +67,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::ConfigMap => "configmap",
             Kind::ServiceAccount => "serviceaccount",
+            Kind::Node => "node",
         }
     }
 
@@ -74,6 +80,7 @@ impl Kind {
             Kind::Secret => &[],
             Kind::ConfigMap => &["cm"],
             Kind::ServiceAccount => &["sa"],
+            Kind::Node => &["no"],
         }
     }
 
@@ -106,12 +113,12 @@ impl Kind {
 
     /// Whether objects of this kind live in a namespace.
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace)
+        !matches!(self, Kind::Namespace | Kind::Node)
     }
 
     /// Whether the kind has a `status` the main update path must not change.
     pub fn has_status(self) -> bool {
-        matches!(self, Kind::Pod | Kind::Namespace)
+        matches!(self, Kind::Pod | Kind::Namespace | Kind::Node)
     }
 
     /// The kind for a URL plural.

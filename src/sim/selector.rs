@@ -173,6 +173,7 @@ fn supported_fields(kind: Kind) -> &'static [&'static str] {
             "type",
         ],
         Kind::Namespace => &["metadata.name", "status.phase"],
+        Kind::Node => &["metadata.name", "spec.unschedulable"],
         Kind::Secret => &["metadata.name", "metadata.namespace", "type"],
         _ => &["metadata.name", "metadata.namespace"],
     }

@@ -954,6 +954,14 @@ pub fn table(kind: Kind, items: &[Arc<Value>], rv: u64) -> Value {
             col("Secrets", "string", "", 0),
             col("Age", "string", "", 0),
         ],
+        Kind::Node => vec![
+            col("Name", "string", "name", 0),
+            col("Status", "string", "", 0),
+            col("Roles", "string", "", 0),
+            col("Age", "string", "", 0),
+            col("Version", "string", "", 0),
+            col("Internal-IP", "string", "", 1),
+        ],
     };
     let rows: Vec<Value> = items
         .iter()
@@ -980,6 +988,28 @@ pub fn table(kind: Kind, items: &[Arc<Value>], rv: u64) -> Value {
                     json!(count("/data") + count("/binaryData")),
                     json!(created),
                 ],
+                Kind::Node => {
+                    let ready = o
+                        .pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                        .is_some_and(|c| c["status"] == "True");
+                    let ip = o
+                        .pointer("/status/addresses")
+                        .and_then(Value::as_array)
+                        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+                        .and_then(|x| x["address"].as_str())
+                        .unwrap_or("<none>")
+                        .to_string();
+                    vec![
+                        json!(s("/metadata/name")),
+                        json!(if ready { "Ready" } else { "NotReady" }),
+                        json!("<none>"),
+                        json!(created),
+                        json!(s("/status/nodeInfo/kubeletVersion")),
+                        json!(ip),
+                    ]
+                }
                 Kind::ServiceAccount => vec![
                     json!(s("/metadata/name")),
                     json!(o.get("secrets").and_then(Value::as_array).map(Vec::len).unwrap_or(0)),
@@ -1015,7 +1045,7 @@ mod tests {
         let r = parse_route("/api/v1/pods").expect("route");
         assert!(r.namespace.is_none());
         assert_eq!(parse_route("/api/v1/pods/x").expect_err("404").code, 404);
-        assert_eq!(parse_route("/api/v1/nodes").expect_err("404").code, 404);
+        assert_eq!(parse_route("/api/v1/services").expect_err("404").code, 404);
     }
 
     #[test]

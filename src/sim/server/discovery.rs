@@ -79,6 +79,7 @@ pub fn resource_list() -> Value {
             Kind::Secret => "S6u1pOWzb84=",
             Kind::ConfigMap => "qFsyl6wFWjQ=",
             Kind::ServiceAccount => "pbx9ZvyFpBE=",
+            Kind::Node => "XwShjMxG9Fs=",
         });
         list.push(r);
         match k {

@@ -68,6 +68,8 @@ pub struct AppState {
     pub faults: Arc<Faults>,
     /// Requests served per verb and resource.
     pub requests: Arc<RequestCounts>,
+    /// Finds running containers for logs and exec (None: API-only simulator).
+    pub containers: Option<Arc<dyn crate::sim::containers::Lookup>>,
     /// Tunables.
     pub settings: Settings,
     /// Cancelled on shutdown: ends watches and log follows.

@@ -702,7 +702,7 @@ impl Store {
                     obj["spec"] = json!({"finalizers": ["kubernetes"]});
                 }
             }
-            Kind::Event | Kind::ConfigMap | Kind::ServiceAccount => {}
+            Kind::Event | Kind::ConfigMap | Kind::ServiceAccount | Kind::Node => {}
         }
         obj["kind"] = json!(kind.kind());
         obj["apiVersion"] = json!("v1");
