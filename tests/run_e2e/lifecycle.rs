@@ -33,8 +33,12 @@ async fn working_pod_succeeds_and_is_deleted() {
     }
     assert!(out.r("uid").is_string());
     assert!(env.pods().await.is_empty(), "delete_pod deleted it");
+    // Event-driven: one pod watch, no polling reads.
+    assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("get pods"), None, "{counts:?}");
+    assert_eq!(counts.get("create pods"), Some(&1), "{counts:?}");
     let total: u64 = counts.values().sum();
-    assert!(total <= 6, "requests for a trivial task: {counts:?}");
+    assert!(total <= 7, "requests for a trivial task: {counts:?}");
 }
 
 /// #6 test_skip_on_specified_exit_code, and a list containing 0.
