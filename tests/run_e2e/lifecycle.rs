@@ -255,7 +255,13 @@ container_logs: true
     assert!(out.stdout.contains("[base] work done\n"), "{}", out.stdout);
     assert!(out.stdout.contains("[forever] side up\n"), "{}", out.stdout);
     assert!(start.elapsed().as_secs() < 90);
-    assert!(env.pods().await.is_empty());
+    assert_eq!(out.r("cleanup"), "deleted");
+    // The sidecar ignores SIGTERM, so the pod may still be terminating: it must be going.
+    assert!(env
+        .pods()
+        .await
+        .iter()
+        .all(|p| p.metadata.deletion_timestamp.is_some()));
 }
 
 /// #34 test_reattach_failing_pod_once: a finished, kept, unchecked pod of the same run is
