@@ -175,6 +175,16 @@ pub async fn follow(
                 if rx.borrow().gone || connect::is_not_found(&e) {
                     return End::PodGone;
                 }
+                // A finished container whose log the node refuses (it never really ran,
+                // or its node is gone) has no more lines to give.
+                let finished = rx
+                    .borrow()
+                    .pod
+                    .as_deref()
+                    .is_some_and(|p| conditions::is_finished(p, &container));
+                if finished && connect::api_code(&e) == Some(400) && backoff.attempts() >= 2 {
+                    return End::Complete;
+                }
                 match backoff.next_delay() {
                     Some(d) => {
                         tracing::debug!(error = %e, container, "log stream failed to open; retrying");

@@ -115,7 +115,7 @@ async fn sigkill_then_rerun_reattaches_to_the_same_pod() {
         "{:?}",
         env.sim.request_counts()
     );
-    assert!(env.pods().await.is_empty());
+    crate::util::assert_deleted(&env).await;
 }
 
 /// SIGTERM: the pod is deleted (even with keep_pod, as the operator's on_kill) and the run

@@ -32,7 +32,7 @@ async fn working_pod_succeeds_and_is_deleted() {
         );
     }
     assert!(out.r("uid").is_string());
-    assert!(env.pods().await.is_empty(), "delete_pod deleted it");
+    crate::util::assert_deleted(&env).await;
     // Event-driven: one pod watch, no polling reads.
     assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("get pods"), None, "{counts:?}");
@@ -137,7 +137,7 @@ async fn unstartable_pods_fail_early_with_their_reason() {
     let out = env.run(&task, &[]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.r("reason"), "CreateContainerConfigError");
-    assert!(env.pods().await.is_empty(), "the failed pod was deleted");
+    crate::util::assert_deleted(&env).await;
 }
 
 /// #43 active_deadline_seconds passes through: deadline exceeded fails.

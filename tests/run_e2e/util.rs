@@ -197,3 +197,25 @@ pub fn sh_task(task_id: &str, script: &str, extra: &str) -> String {
         serde_json::to_string(script).expect("json string")
     )
 }
+
+/// Every pod is gone, or at least being deleted (a sidecar may hold it in its grace period).
+pub async fn assert_deleted(env: &Env) {
+    for _ in 0..100 {
+        let pods = env.pods().await;
+        if pods.is_empty() {
+            return;
+        }
+        if pods.iter().all(|p| p.metadata.deletion_timestamp.is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "pods left undeleted: {:?}",
+        env.pods()
+            .await
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
+}
