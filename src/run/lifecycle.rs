@@ -443,6 +443,25 @@ async fn lifecycle(
             "Deleted",
             "Pod was deleted before its base container finished",
         ));
+    } else if let Some(p) = done
+        .pod
+        .as_deref()
+        .filter(|p| conditions::is_terminal(p) && conditions::exit_code(p, &base).is_none())
+    {
+        // The pod ended without its base container ending (DeadlineExceeded, Evicted):
+        // judged on this state, whatever the container does afterwards.
+        let reason = conditions::pod_reason(p).unwrap_or("Failed").to_string();
+        let msg = p
+            .status
+            .as_ref()
+            .and_then(|s| s.message.clone())
+            .unwrap_or_default();
+        problem = Some(Problem::new(
+            reason.clone(),
+            format!("Pod {} ({reason}) {msg}", conditions::phase(p))
+                .trim_end()
+                .to_string(),
+        ));
     } else if done.pod.as_deref().is_some_and(|p| {
         p.metadata.deletion_timestamp.is_some() && conditions::exit_code(p, &base) != Some(0)
     }) {
@@ -505,22 +524,28 @@ async fn lifecycle(
     let _ = xcom_value;
 
     let latest = rx.borrow().clone();
+    let mut left_running: Vec<String> = Vec::new();
     if let Some(p) = latest.pod.as_deref().filter(|_| !latest.gone) {
-        let others = sidecars::stop(kube, p, &base, &ui, params.completion_timeout).await;
-        if !others.is_empty() && params.on_finish_action == super::params::OnFinishAction::KeepPod {
+        left_running = sidecars::stop(kube, p, &base, &ui, params.completion_timeout).await;
+        if !left_running.is_empty()
+            && params.on_finish_action == super::params::OnFinishAction::KeepPod
+        {
             ui.message(&format!(
                 "note: containers {} are still running; podrun does not signal unknown sidecars (keep_pod)",
-                others.join(", ")
+                left_running.join(", ")
             ));
         }
     }
-    // Other followers end with their containers; bounded.
-    let drain = async {
-        for (_, h) in followers.iter_mut() {
-            let _ = h.await;
-        }
-    };
-    let _ = tokio::time::timeout(params.completion_timeout, drain).await;
+    // Followers of stopped containers end with them (bounded); those of containers left
+    // running have printed what was written so far and get a moment to flush.
+    for (c, h) in followers.iter_mut() {
+        let bound = if left_running.contains(c) {
+            std::time::Duration::from_secs(1)
+        } else {
+            params.completion_timeout
+        };
+        let _ = tokio::time::timeout(bound, h).await;
+    }
 
     let last: PodState = rx.borrow().clone();
     if let Some(p) = last.pod.as_deref() {

@@ -84,6 +84,12 @@ impl Dedup {
         &self.cursor
     }
 
+    /// Whether the current stream has not yet re-reached the cursor: a stream that ends
+    /// in this state was cut short (the log holds at least everything up to the cursor).
+    pub fn resuming(&self) -> bool {
+        self.resume.is_some()
+    }
+
     /// A new stream is about to be read from [`Cursor::since_time`]: skip what was seen.
     pub fn begin_stream(&mut self) {
         self.resume = self.cursor.ts.is_some().then(|| (self.cursor.clone(), 0));

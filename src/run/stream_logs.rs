@@ -144,7 +144,7 @@ pub async fn follow(
         return End::NeverStarted;
     }
     let mut dedup = Dedup::new(start);
-    let mut last_partial: Option<String> = None;
+    let mut last_partial: Option<(String, u32)> = None;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), Some(60));
     loop {
         let finished_at_open = {
@@ -175,6 +175,16 @@ pub async fn follow(
                 if rx.borrow().gone || connect::is_not_found(&e) {
                     return End::PodGone;
                 }
+                // A finished container whose log the node refuses (it never really ran,
+                // or its node is gone) has no more lines to give.
+                let finished = rx
+                    .borrow()
+                    .pod
+                    .as_deref()
+                    .is_some_and(|p| conditions::is_finished(p, &container));
+                if finished && connect::api_code(&e) == Some(400) && backoff.attempts() >= 2 {
+                    return End::Complete;
+                }
                 match backoff.next_delay() {
                     Some(d) => {
                         tracing::debug!(error = %e, container, "log stream failed to open; retrying");
@@ -195,12 +205,26 @@ pub async fn follow(
         match end {
             StreamEnd::Hook => return End::HookFailed,
             // A clean end is not proof of the log's end: proxies and load balancers (and
-            // the simulator's cut fault) also end streams cleanly. Only a stream opened
-            // after the container finished that brought nothing new is the end; a
-            // trailing unterminated line counts once two such streams agree on it.
+            // the simulator's cut fault) also end streams cleanly. A stream that ended
+            // before re-reaching the cursor was certainly cut. Otherwise, only a stream
+            // opened after the container finished that brought nothing new is the end; a
+            // trailing unterminated line is taken as the last line once three such
+            // streams agree on it.
+            StreamEnd::Eof if dedup.resuming() => match backoff.next_delay() {
+                Some(d) => tokio::time::sleep(d).await,
+                None => {
+                    return End::GaveUp(format!(
+                        "log streams of {container} keep ending before the last line read"
+                    ))
+                }
+            },
             StreamEnd::Eof if finished_at_open && accepted == 0 => match partial {
                 None => return End::Complete,
-                Some(p) if last_partial.as_deref() == Some(p.as_str()) => {
+                Some(p)
+                    if last_partial
+                        .as_ref()
+                        .is_some_and(|(q, n)| *q == p && *n >= 2) =>
+                {
                     let (ts, text) = split_line(&p);
                     if dedup.accept(ts) {
                         if let Err(e) =
@@ -212,7 +236,13 @@ pub async fn follow(
                     }
                     return End::Complete;
                 }
-                Some(p) => last_partial = Some(p),
+                Some(p) => {
+                    let n = match &last_partial {
+                        Some((q, n)) if *q == p => n + 1,
+                        _ => 1,
+                    };
+                    last_partial = Some((p, n));
+                }
             },
             StreamEnd::Eof if finished_at_open => {
                 backoff.reset();

@@ -30,7 +30,7 @@ async fn detach_returns_a_handle_and_attach_finishes_the_run() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "[base] one\n[base] two\n");
     assert_eq!(out.r("xcom"), &serde_json::Value::Null);
-    assert!(env.pods().await.is_empty(), "attach cleaned up");
+    crate::util::assert_deleted(&env).await;
 }
 
 #[tokio::test]

@@ -109,8 +109,56 @@ async fn a_429_storm_is_ridden_out_with_retry_after() {
     assert_eq!(faults.get("status_503"), Some(&2), "{faults:?}");
     // Retry-After: 1 was honoured for the three create attempts.
     assert!(start.elapsed() >= Duration::from_secs(3));
-    assert!(
-        env.pods().await.is_empty(),
-        "the pod was deleted after the 503s"
+    // The pod was deleted after the 503s.
+    crate::util::assert_deleted(&env).await;
+}
+
+/// A 401 makes the client rebuild itself from its config source and carry on.
+#[tokio::test]
+async fn unauthorized_refreshes_credentials_and_carries_on() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    use podrun::run::connect::{build_client, load_config};
+    use podrun::run::{Connection, Kube};
+
+    let env = Env::start().await;
+    let text = std::fs::read_to_string(env.sim.kubeconfig_path()).expect("kubeconfig");
+    let stale = env.dir.path().join("stale-kubeconfig");
+    std::fs::write(&stale, text.replace(env.sim.token(), "expired-token")).expect("write");
+    let stale_client = build_client(
+        load_config(&Connection {
+            kubeconfig: Some(stale.clone()),
+            ..Connection::default()
+        })
+        .await
+        .expect("stale config"),
+    )
+    .expect("client");
+    // The source the process was configured with now holds fresh credentials.
+    let kube = Kube::from_client(
+        stale_client,
+        Connection {
+            kubeconfig: Some(env.sim.kubeconfig_path().to_path_buf()),
+            ..Connection::default()
+        },
     );
+    let pods = kube
+        .call(|c| async move {
+            Api::<Pod>::namespaced(c, "default")
+                .list(&ListParams::default())
+                .await
+        })
+        .await
+        .expect("list succeeds after the refresh");
+    assert!(pods.items.is_empty());
+    assert_eq!(kube.refreshes(), 1);
+    // Later calls use the refreshed client without another 401.
+    kube.call(|c| async move {
+        Api::<Pod>::namespaced(c, "default")
+            .list(&ListParams::default())
+            .await
+    })
+    .await
+    .expect("second list");
+    assert_eq!(kube.refreshes(), 1);
 }

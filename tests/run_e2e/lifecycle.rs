@@ -32,9 +32,13 @@ async fn working_pod_succeeds_and_is_deleted() {
         );
     }
     assert!(out.r("uid").is_string());
-    assert!(env.pods().await.is_empty(), "delete_pod deleted it");
+    crate::util::assert_deleted(&env).await;
+    // Event-driven: one pod watch, no polling reads.
+    assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("get pods"), None, "{counts:?}");
+    assert_eq!(counts.get("create pods"), Some(&1), "{counts:?}");
     let total: u64 = counts.values().sum();
-    assert!(total <= 6, "requests for a trivial task: {counts:?}");
+    assert!(total <= 7, "requests for a trivial task: {counts:?}");
 }
 
 /// #6 test_skip_on_specified_exit_code, and a list containing 0.
@@ -133,7 +137,7 @@ async fn unstartable_pods_fail_early_with_their_reason() {
     let out = env.run(&task, &[]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.r("reason"), "CreateContainerConfigError");
-    assert!(env.pods().await.is_empty(), "the failed pod was deleted");
+    crate::util::assert_deleted(&env).await;
 }
 
 /// #43 active_deadline_seconds passes through: deadline exceeded fails.
@@ -251,7 +255,13 @@ container_logs: true
     assert!(out.stdout.contains("[base] work done\n"), "{}", out.stdout);
     assert!(out.stdout.contains("[forever] side up\n"), "{}", out.stdout);
     assert!(start.elapsed().as_secs() < 90);
-    assert!(env.pods().await.is_empty());
+    assert_eq!(out.r("cleanup"), "deleted");
+    // The sidecar ignores SIGTERM, so the pod may still be terminating: it must be going.
+    assert!(env
+        .pods()
+        .await
+        .iter()
+        .all(|p| p.metadata.deletion_timestamp.is_some()));
 }
 
 /// #34 test_reattach_failing_pod_once: a finished, kept, unchecked pod of the same run is

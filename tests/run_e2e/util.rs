@@ -15,6 +15,28 @@ use serde_json::Value;
 pub struct Env {
     pub sim: Sim,
     pub dir: tempfile::TempDir,
+    _kubelet: Option<podrun::sim::kubelet::Kubelet>,
+}
+
+/// The kubelet's registry, handed to the simulator before the kubelet exists.
+#[derive(Default)]
+struct LateLookup(std::sync::OnceLock<std::sync::Arc<podrun::sim::kubelet::Registry>>);
+
+impl podrun::sim::containers::Lookup for LateLookup {
+    fn lookup(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        previous: bool,
+    ) -> Option<podrun::sim::containers::Run> {
+        let r = self.0.get()?.lookup(namespace, pod, container, previous)?;
+        Some(podrun::sim::containers::Run {
+            container: r.container,
+            log_path: r.log_path,
+            exited: r.exited,
+        })
+    }
 }
 
 /// What a podrun process did.
@@ -39,15 +61,28 @@ impl Env {
     }
 
     pub async fn with_faults(faults: Vec<Fault>) -> Env {
+        let late = std::sync::Arc::new(LateLookup::default());
         let sim = Sim::start(Config {
             faults,
+            containers: Some(late.clone()),
             ..Config::default()
         })
         .await
         .expect("simulator starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let runtime = podrun::sim::runtime::Runtime::new(dir.path().join("runtime"))
+            .expect("container runtime (run tools/setup-sim.sh)");
+        let config = podrun::sim::kubelet::Config {
+            root_dir: Some(dir.path().join("kubelet")),
+            ..Default::default()
+        };
+        let kubelet = podrun::sim::kubelet::Kubelet::start(sim.store().clone(), runtime, config)
+            .expect("kubelet starts");
+        let _ = late.0.set(kubelet.registry());
         Env {
             sim,
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
+            _kubelet: Some(kubelet),
         }
     }
 
@@ -161,4 +196,26 @@ pub fn sh_task(task_id: &str, script: &str, extra: &str) -> String {
         "task_id: {task_id}\nimage: alpine\ncmds: [\"sh\", \"-c\"]\narguments: [{}]\n{extra}\n",
         serde_json::to_string(script).expect("json string")
     )
+}
+
+/// Every pod is gone, or at least being deleted (a sidecar may hold it in its grace period).
+pub async fn assert_deleted(env: &Env) {
+    for _ in 0..100 {
+        let pods = env.pods().await;
+        if pods.is_empty() {
+            return;
+        }
+        if pods.iter().all(|p| p.metadata.deletion_timestamp.is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "pods left undeleted: {:?}",
+        env.pods()
+            .await
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect::<Vec<_>>()
+    );
 }

@@ -20,7 +20,7 @@ async fn xcom_value_is_returned_exactly() {
         out.r("xcom"),
         &serde_json::json!({"hello": "world", "n": [1, 2.5, null]})
     );
-    assert!(env.pods().await.is_empty());
+    crate::util::assert_deleted(&env).await;
     let total: u64 = env.sim.request_counts().values().sum();
     assert!(
         total <= 8,
