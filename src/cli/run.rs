@@ -316,6 +316,8 @@ pub fn attach(args: AttachArgs) -> Result {
                 context: args.context.clone(),
                 in_cluster: args.in_cluster,
                 xcom_sidecar_image: None,
+                policy: None,
+                tenant: "default".into(),
             };
             let (task, manifest) = task_args.load_and_build()?;
             let built = build::typed(&manifest).map_err(|e| Error::new(exit::BAD_INPUT, e))?;
