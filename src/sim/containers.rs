@@ -22,15 +22,3 @@ pub trait Lookup: Send + Sync {
     /// The latest run of the container (or with `previous`, the one before it).
     fn lookup(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<Run>;
 }
-
-impl Lookup for crate::sim::kubelet::Registry {
-    fn lookup(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<Run> {
-        crate::sim::kubelet::Registry::lookup(self, namespace, pod, container, previous).map(|r| {
-            Run {
-                container: r.container,
-                log_path: r.log_path,
-                exited: r.exited,
-            }
-        })
-    }
-}
