@@ -1817,3 +1817,29 @@ async fn oversized_bodies_and_terminating_namespaces() {
         .expect("finalize");
     assert_eq!(api_err(ns.get("going").await.expect_err("gone")).code, 404);
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_watches() {
+    let (sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let s = pods
+        .watch(&WatchParams::default().timeout(300), &rv)
+        .await
+        .expect("watch");
+    let dir = sim.dir().to_path_buf();
+    let collect = tokio::spawn(async move { s.collect::<Vec<_>>().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(5), collect)
+        .await
+        .expect("watch ended with the sim")
+        .expect("task");
+    assert!(!dir.exists(), "temp dir removed");
+}
