@@ -715,7 +715,17 @@ async fn two_hundred_thousand_lines_survive_capture_and_read() {
     assert_eq!(code, 0);
     let mut stdout_lines: Vec<u32> = Vec::with_capacity(200_000);
     let mut stderr_lines = 0;
-    for r in records(&log) {
+    let recs = records(&log);
+    // Each record is stamped when written (like containerd, per line): in file order the
+    // stamps never go back, and lines of one read are not all given one stamp.
+    assert!(recs.windows(2).all(|w| w[0].0 <= w[1].0));
+    let distinct: std::collections::HashSet<&str> = recs.iter().map(|r| r.0.as_str()).collect();
+    assert!(
+        distinct.len() > recs.len() / 2,
+        "{} distinct stamps",
+        distinct.len()
+    );
+    for r in recs {
         assert_eq!(r.2, "F");
         match r.1.as_str() {
             "stdout" => stdout_lines.push(r.3.parse().expect("number")),

@@ -340,6 +340,24 @@ impl Container {
         Ok(())
     }
 
+    /// Whether PID 1 is still running (signal 0 through the pidfd).
+    fn alive(&self) -> bool {
+        let Some(pidfd) = &self.inner.pidfd else {
+            return false;
+        };
+        // SAFETY: plain syscall on a pidfd we own; signal 0 only checks existence.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        rc == 0
+    }
+
     /// SIGKILLs PID 1, which makes the kernel kill every process of the container.
     pub fn kill_all(&self) -> Result<(), Error> {
         self.signal(Signal::SIGKILL)
@@ -356,7 +374,9 @@ impl Container {
 
     /// Runs a command inside this container (see [`super::ExecConfig`]).
     pub async fn exec(&self, cfg: super::ExecConfig) -> Result<super::ExecProcess, Error> {
-        if self.try_exit().is_some() {
+        // nsenter targets a PID number: make sure it is still this container's PID 1 (a
+        // pidfd cannot be fooled by PID reuse) rather than trust the published exit alone.
+        if self.try_exit().is_some() || !self.alive() {
             return Err(Error::NotRunning {
                 id: self.inner.id.clone(),
             });

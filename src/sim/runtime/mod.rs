@@ -51,8 +51,9 @@
 //! # Log file format
 //!
 //! The CRI format containerd writes: `<RFC3339Nano UTC, 9 digits> <stdout|stderr> <F|P>
-//! <content>` per record. Lines longer than 16 KiB are split into `P` records; a last line
-//! without a newline is a `P` record; records of both streams are in read order.
+//! <content>` per record, each stamped when written. Lines longer than 16 KiB are split
+//! into `P` records; a last line without a newline is a `P` record; records of both
+//! streams are in read order.
 //!
 //! # Container view
 //!
