@@ -127,11 +127,14 @@ fn rss_kib(pid: u32) -> u64 {
 /// 500 sleeping pods, one watch each, against a `podrun sim` process; reports its RSS.
 #[divan::bench(sample_count = 1, sample_size = 1)]
 fn pods_500_with_watches() {
-    // SIM_BENCH_PODS overrides the count (e.g. for a quick run on a small machine).
+    // SIM_BENCH_PODS overrides the count (e.g. for a quick run on a small machine). Under
+    // `cargo test --all-targets` (no `--bench` argument) divan runs each benchmark once as a
+    // smoke test: 20 pods then, so the test suite stays light.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
     let pods_wanted: usize = std::env::var("SIM_BENCH_PODS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(if bench_mode { 500 } else { 20 });
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");

@@ -1754,3 +1754,92 @@ async fn exec_handshake_fault_and_eviction_fault() {
     }
     assert_eq!(sim.fault_counts().get("evict"), Some(&1));
 }
+
+#[tokio::test]
+async fn oversized_bodies_and_terminating_namespaces() {
+    let (sim, client) = start().await;
+    let big = "x".repeat(4 * 1024 * 1024);
+    let body = json!({"metadata": {"name": "big"}, "data": {"k": big}}).to_string();
+    let (code, s) = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (code, s["reason"].as_str()),
+        (413, Some("RequestEntityTooLarge"))
+    );
+
+    // A namespace whose pods are still terminating refuses new content with 403.
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "going"}})).expect("ns"),
+    )
+    .await
+    .expect("ns");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "going");
+    let p = pods
+        .create(&PostParams::default(), &pod("stay"))
+        .await
+        .expect("pod");
+    sim.store()
+        .bind_pod(
+            "going",
+            "stay",
+            p.metadata.uid.as_deref().expect("uid"),
+            "sim-node",
+        )
+        .expect("bind");
+    ns.delete("going", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    let phase = ns
+        .get("going")
+        .await
+        .expect("still there")
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+    let s = api_err(
+        pods.create(&PostParams::default(), &pod("late"))
+            .await
+            .expect_err("403"),
+    );
+    assert_eq!(s.code, 403);
+    assert_eq!(s.message, "pods \"late\" is forbidden: unable to create new content in namespace going because it is being terminated");
+    // Once the kubelet's part is done, the namespace goes.
+    sim.store()
+        .finalize_pod_delete("going", "stay", p.metadata.uid.as_deref().expect("uid"))
+        .expect("finalize");
+    assert_eq!(api_err(ns.get("going").await.expect_err("gone")).code, 404);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watches() {
+    let (sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let s = pods
+        .watch(&WatchParams::default().timeout(300), &rv)
+        .await
+        .expect("watch");
+    let dir = sim.dir().to_path_buf();
+    let collect = tokio::spawn(async move { s.collect::<Vec<_>>().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(5), collect)
+        .await
+        .expect("watch ended with the sim")
+        .expect("task");
+    assert!(!dir.exists(), "temp dir removed");
+}

@@ -1069,28 +1069,6 @@ spec:
 
 // ---- Over HTTPS: the API server with this kubelet behind it, driven by kube-rs ----
 
-/// A simulator whose logs/exec endpoints reach this kubelet's containers.
-async fn https_sim() -> (podrun::sim::Sim, Kubelet, tempfile::TempDir) {
-    let registry = Arc::new(podrun::sim::kubelet::Registry::default());
-    let sim = podrun::sim::Sim::start(podrun::sim::Config {
-        containers: Some(registry.clone()),
-        ..podrun::sim::Config::default()
-    })
-    .await
-    .expect("sim starts");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = Runtime::new(dir.path().join("runtime")).expect("runtime");
-    let config = Config {
-        root_dir: Some(dir.path().join("kubelet")),
-        registry: Some(registry),
-        api_endpoint: Some(sim.addr()),
-        service_account_token: sim.token().to_string(),
-        ..Config::default()
-    };
-    let kubelet = Kubelet::start(sim.store().clone(), runtime, config).expect("kubelet");
-    (sim, kubelet, dir)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_sees_the_lifecycle_logs_exec_and_the_node() {
     use k8s_openapi::api::core::v1::{Node, Pod};
@@ -1098,7 +1076,11 @@ async fn kube_rs_sees_the_lifecycle_logs_exec_and_the_node() {
     use kube::runtime::wait::{await_condition, conditions};
     use tokio::io::AsyncReadExt;
 
-    let (sim, _kubelet, _dir) = https_sim().await;
+    // The simulator starts this kubelet itself, wired to its logs/exec endpoints and
+    // with its address and token for in-cluster clients.
+    let sim = podrun::sim::Sim::start(podrun::sim::Config::default())
+        .await
+        .expect("sim starts");
     let client = sim.client().await.expect("client");
     let nodes: Api<Node> = Api::all(client.clone());
     let node = nodes
@@ -1300,5 +1282,54 @@ async fn restart_policy_always_restarts_completed_containers() {
     assert_eq!(
         (last["exitCode"].clone(), last["reason"].clone()),
         (json!(0), json!("Completed"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_bound_pods_count_and_freed_resources_schedule_waiting_pods() {
+    let sim = Sim::with(Config {
+        cpu: "2".into(),
+        ..Config::default()
+    });
+    let pod = |name: &str| {
+        format!(
+            "metadata: {{name: {name}}}
+spec:
+  containers:
+  - {{name: main, image: busybox:1.36, command: [sleep, '1000'], resources: {{requests: {{cpu: 1500m}}}}}}"
+        )
+    };
+    sim.pod(&pod("first"));
+    sim.pod(&pod("second"));
+    let p = sim.wait("second", |p| !conditions(p).is_empty()).await;
+    assert_eq!(
+        conditions(&p),
+        [cond(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: 1 Insufficient cpu. \
+             preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )]
+    );
+    sim.wait("first", is_phase("Running")).await;
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    sim.store
+        .delete(Kind::Pod, NS, "first", &opts)
+        .expect("delete");
+    let p = sim.wait("second", is_phase("Running")).await;
+    assert_eq!(p["spec"]["nodeName"], "podrun-sim");
+    assert_eq!(
+        sim.reasons("second"),
+        [
+            "FailedScheduling",
+            "Scheduled",
+            "Pulled",
+            "Created",
+            "Started"
+        ]
     );
 }

@@ -181,6 +181,9 @@ impl Sim {
             Some(mut kc) => {
                 let runtime = Runtime::new(dir.join("runtime")).map_err(Error::Runtime)?;
                 kc.root_ca_pem = pki.ca_pem.clone();
+                // In-cluster clients in pods reach this API server with the sim's token.
+                kc.api_endpoint = Some(addr);
+                kc.service_account_token = token.clone();
                 if kc.root_dir.is_none() {
                     kc.root_dir = Some(dir.join("kubelet"));
                 }
