@@ -1181,6 +1181,14 @@ impl Store {
         mut obj: Value,
         opts: &DeleteOptions,
     ) -> Result<Deleted> {
+        // NamespaceLifecycle admission protects the system namespaces.
+        if ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::forbidden(
+                "namespaces",
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
         let key = (Kind::Namespace, String::new(), name.to_string());
         if meta_str(&obj, "deletionTimestamp").is_empty() {
             set_meta(&mut obj, "deletionTimestamp", json!(meta::now()));
