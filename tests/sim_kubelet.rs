@@ -1069,28 +1069,6 @@ spec:
 
 // ---- Over HTTPS: the API server with this kubelet behind it, driven by kube-rs ----
 
-/// A simulator whose logs/exec endpoints reach this kubelet's containers.
-async fn https_sim() -> (podrun::sim::Sim, Kubelet, tempfile::TempDir) {
-    let registry = Arc::new(podrun::sim::kubelet::Registry::default());
-    let sim = podrun::sim::Sim::start(podrun::sim::Config {
-        containers: Some(registry.clone()),
-        ..podrun::sim::Config::default()
-    })
-    .await
-    .expect("sim starts");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let runtime = Runtime::new(dir.path().join("runtime")).expect("runtime");
-    let config = Config {
-        root_dir: Some(dir.path().join("kubelet")),
-        registry: Some(registry),
-        api_endpoint: Some(sim.addr()),
-        service_account_token: sim.token().to_string(),
-        ..Config::default()
-    };
-    let kubelet = Kubelet::start(sim.store().clone(), runtime, config).expect("kubelet");
-    (sim, kubelet, dir)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_sees_the_lifecycle_logs_exec_and_the_node() {
     use k8s_openapi::api::core::v1::{Node, Pod};
@@ -1098,7 +1076,11 @@ async fn kube_rs_sees_the_lifecycle_logs_exec_and_the_node() {
     use kube::runtime::wait::{await_condition, conditions};
     use tokio::io::AsyncReadExt;
 
-    let (sim, _kubelet, _dir) = https_sim().await;
+    // The simulator starts this kubelet itself, wired to its logs/exec endpoints and
+    // with its address and token for in-cluster clients.
+    let sim = podrun::sim::Sim::start(podrun::sim::Config::default())
+        .await
+        .expect("sim starts");
     let client = sim.client().await.expect("client");
     let nodes: Api<Node> = Api::all(client.clone());
     let node = nodes

@@ -230,6 +230,8 @@ impl Drop for Kubelet {
 
 struct WorkerRef {
     tx: mpsc::UnboundedSender<Input>,
+    /// The pod's DELETED has been seen.
+    deleted: bool,
     namespace: String,
     name: String,
 }
@@ -244,6 +246,9 @@ struct Loop {
     usage: Usage,
     /// Pods waiting for a node, with the last message reported for each.
     unschedulable: BTreeMap<String, (String, String, String)>,
+    /// Pods whose worker has finished: changes still queued for them (the worker's last
+    /// status writes) must not start a new worker. Cleared by the pod's DELETED.
+    finished: std::collections::HashSet<String>,
 }
 
 impl Loop {
@@ -255,6 +260,7 @@ impl Loop {
             bound: HashMap::new(),
             usage: Usage::default(),
             unschedulable: BTreeMap::new(),
+            finished: std::collections::HashSet::new(),
         }
     }
 
@@ -283,7 +289,11 @@ impl Loop {
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 Some(done) = self.set.join_next(), if !self.set.is_empty() => {
                     if let Ok(uid) = done {
-                        self.workers.remove(&uid);
+                        let deleted = self.workers.remove(&uid).is_some_and(|w| w.deleted);
+                        if !deleted {
+                            // Its DELETED is still queued and will clear this.
+                            self.finished.insert(uid);
+                        }
                     }
                 }
             }
@@ -336,7 +346,9 @@ impl Loop {
         }
         if change == ChangeType::Deleted {
             self.unschedulable.remove(&uid);
-            if let Some(w) = self.workers.get(&uid) {
+            self.finished.remove(&uid);
+            if let Some(w) = self.workers.get_mut(&uid) {
+                w.deleted = true;
                 let _ = w.tx.send(Input::Gone);
             }
             return;
@@ -353,8 +365,9 @@ impl Loop {
             let _ = w.tx.send(Input::Updated(Box::new(pod)));
             return;
         }
-        if terminal {
-            // Finished before this kubelet saw it (or after a relist): nothing to run.
+        if terminal || self.finished.contains(&uid) {
+            // Finished before this kubelet saw it, after a relist, or its worker is done
+            // and this is one of its own last writes: nothing to run.
             return;
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -362,6 +375,7 @@ impl Loop {
             uid.clone(),
             WorkerRef {
                 tx,
+                deleted: false,
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone().unwrap_or_default(),
             },
