@@ -146,10 +146,6 @@ impl Query {
     }
 
     /// Every value of `key` (exec's repeated `command`).
-    #[allow(
-        dead_code,
-        reason = "used by the exec endpoint once the runtime is merged"
-    )]
     pub fn all(&self, key: &str) -> Vec<String> {
         self.0
             .iter()
