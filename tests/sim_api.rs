@@ -1843,3 +1843,29 @@ async fn shutdown_ends_open_watches() {
         .expect("task");
     assert!(!dir.exists(), "temp dir removed");
 }
+
+#[tokio::test]
+async fn dry_run_create_stores_nothing() {
+    let (_sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pp = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let p = pods.create(&pp, &pod("dry")).await.expect("dry-run create");
+    assert_eq!(
+        p.spec.expect("spec").dns_policy.as_deref(),
+        Some("ClusterFirst")
+    );
+    assert!(p.metadata.resource_version.is_none());
+    assert_eq!(
+        api_err(pods.get("dry").await.expect_err("not stored")).code,
+        404
+    );
+    let s = api_err(
+        pods.create(&pp, &pod("Bad_Name"))
+            .await
+            .expect_err("still validated"),
+    );
+    assert_eq!(s.code, 422);
+}
