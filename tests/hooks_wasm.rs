@@ -54,7 +54,8 @@ fn guest(name: &str) -> Option<WasmHook> {
     )
 }
 
-const CTX: &str = r#"{"task_id":"t1","run_id":"r1","try_number":1,"namespace":"ns","pod_name":"p-1","tenant":"acme","point":"mutate_pod","config":{},"params":{}}"#;
+/// A `ctx` as the pipeline builds it (src/hooks/contract.rs `Ctx`).
+const CTX: &str = r#"{"task_id":"t1","run_id":"r1","try_number":1,"namespace":"ns","pod_name":"p-1","tenant":"acme","layer":"tenant","config":{},"params":{}}"#;
 
 fn ctx_with(config: &str) -> String {
     CTX.replace(r#""config":{}"#, &format!(r#""config":{config}"#))
@@ -503,19 +504,127 @@ fn sdk_xcom_transformer_and_skip_decider() {
     let ctx = ctx_with(r#"{"skip_exit_codes":[99]}"#);
     let decide = |outcome: &str| decider.decide(outcome, &ctx).expect("decide").0;
     assert_eq!(
-        decide(r#"{"exit_code":99,"pod_phase":"Failed"}"#),
+        decide(r#"{"exit_code":99,"phase":"Failed","result":"failed"}"#),
         Decision::Skip("exit code 99 means nothing to do".into())
     );
     assert_eq!(
-        decide(r#"{"exit_code":137,"reason":"OOMKilled","pod_phase":"Failed"}"#),
+        decide(r#"{"exit_code":137,"reason":"OOMKilled","phase":"Failed","result":"failed"}"#),
         Decision::Fail("container was OOMKilled: raise its memory limit".into())
     );
     assert_eq!(
-        decide(r#"{"exit_code":0,"pod_phase":"Succeeded","xcom":{"skip":"no new data"}}"#),
+        decide(
+            r#"{"exit_code":0,"phase":"Succeeded","result":"success","xcom":{"skip":"no new data"}}"#
+        ),
         Decision::Skip("no new data".into())
     );
     assert_eq!(
-        decide(r#"{"exit_code":0,"pod_phase":"Succeeded"}"#),
+        decide(r#"{"exit_code":0,"phase":"Succeeded","result":"success"}"#),
         Decision::Keep
     );
+}
+
+#[test]
+fn python_example_runs_at_every_point() {
+    let Some(hook) = guest("python_hooks.wasm") else {
+        return;
+    };
+    let mut points = hook.points();
+    points.sort_unstable();
+    assert_eq!(
+        points,
+        vec![
+            "decide",
+            "filter_log",
+            "mutate_pod",
+            "process_xcom",
+            "validate_pod"
+        ]
+    );
+    let ctx = ctx_with(r#"{"annotations":{"owner":"team-a"}}"#);
+    let (out, usage) = hook.mutate_pod(&pod(), &ctx).expect("mutate");
+    let out: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        out["metadata"]["annotations"],
+        serde_json::json!({"podrun.io/checked-by": "python", "owner": "team-a"})
+    );
+    assert!(usage
+        .logs
+        .iter()
+        .any(|l| l.message == "python: annotated pod p-1"));
+
+    let (v, _) = hook.validate_pod(&pod(), CTX).expect("validate");
+    assert!(!v.allowed);
+    assert_eq!(
+        v.reason.as_deref(),
+        Some("container 'base' uses a floating image tag: busybox")
+    );
+    let pinned = pod().replace("busybox", "busybox:1.36");
+    assert!(hook.validate_pod(&pinned, CTX).expect("validate").0.allowed);
+
+    let mut s = hook.log_filter(CTX).expect("session");
+    let (a, _) = s
+        .filter(&lines(&["hello", "", "mail bob@example.com now"]))
+        .expect("filter");
+    assert_eq!(
+        a,
+        vec![
+            LineAction::Keep,
+            LineAction::Drop,
+            LineAction::Replace("mail <email> now".into())
+        ]
+    );
+    let (x, _) = hook.process_xcom(r#"[1,2]"#, CTX).expect("xcom");
+    assert_eq!(x, r#"{"python": [1, 2]}"#);
+    let (d, _) = hook.decide(r#"{"exit_code":3}"#, CTX).expect("decide");
+    assert_eq!(d, Decision::Skip("python says nothing to do".into()));
+    let err = hook.mutate_pod("not json", CTX).expect_err("bad input");
+    assert!(
+        matches!(&err, Error::GuestError(m) if m.starts_with("invalid pod JSON")),
+        "{err}"
+    );
+}
+
+#[test]
+fn python_guest_gets_no_files_environment_or_network() {
+    let Some(hook) = guest("python_probe.wasm") else {
+        return;
+    };
+    assert_eq!(hook.points(), vec!["process_xcom"]);
+    let (out, usage) = hook.process_xcom("null", CTX).expect("probe");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    for key in ["read_passwd", "list_root", "list_cwd", "connect", "resolve"] {
+        assert!(
+            report[key].get("error").is_some(),
+            "{key} must fail inside the sandbox: {report}"
+        );
+    }
+    assert_eq!(report["environ"], 0, "{report}");
+    assert_eq!(report["argv"], 0, "{report}");
+    let logged: Vec<_> = usage
+        .logs
+        .iter()
+        .map(|l| (l.level, l.message.as_str()))
+        .collect();
+    assert!(
+        logged.contains(&(LogLevel::Info, "probe: hello from stdout")),
+        "{logged:?}"
+    );
+    assert!(
+        logged.contains(&(LogLevel::Warn, "probe: hello from stderr")),
+        "{logged:?}"
+    );
+}
+
+#[test]
+fn check_reports_points_and_imports_without_running() {
+    let hook = load("all_points.wat");
+    assert_eq!(hook.imports(), ["podrun:hooks/host@0.1.0"]);
+    assert!(!hook.uses_wasi());
+    // Loading the infinite loop returns at once: no guest code runs at load.
+    let spin = load("infinite_loop.wat");
+    assert_eq!(spin.points(), vec!["mutate_pod"]);
+    assert!(spin.imports().is_empty());
+    let probe = load("wasi_probe.wat");
+    assert!(probe.uses_wasi());
+    assert!(probe.instantiate_once().is_ok());
 }

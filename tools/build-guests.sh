@@ -18,16 +18,17 @@ mkdir -p "$out"
       -Zbuild-std=std,panic_abort --examples
 )
 core_dir="$root/target/guest-build/wasm32-unknown-unknown/release/examples"
-for name in label_injector log_redactor xcom_transformer skip_decider deny_privileged; do
+for name in label_injector log_redactor xcom_transformer skip_decider deny_privileged level_filter; do
   wasm-tools component new "$core_dir/$name.wasm" -o "$out/$name.wasm"
   wasm-tools validate "$out/$name.wasm"
   echo "built $out/$name.wasm ($(wc -c <"$out/$name.wasm") bytes)"
 done
 
-# Python guest: componentize-py bundles CPython and links WASI (podrun gives it none of it).
-py="$root/guest-sdk/examples/python"
-if [ -d "$py" ]; then
-  componentize-py -d "$root/wit" -w podrun:hooks/hooks@0.1.0 componentize -p "$py" \
-    policy -o "$out/python_policy.wasm"
-  echo "built $out/python_policy.wasm ($(wc -c <"$out/python_policy.wasm") bytes)"
-fi
+# Python guests: componentize-py bundles CPython and imports WASI (podrun links WASI with
+# nothing granted). The example implements every point; the probe is a hostile test guest.
+componentize-py -d "$root/wit" -w podrun:hooks/hooks@0.1.0 componentize \
+  -p "$root/guest-sdk/examples/python" hooks -o "$out/python_hooks.wasm"
+echo "built $out/python_hooks.wasm ($(wc -c <"$out/python_hooks.wasm") bytes)"
+componentize-py -d "$root/wit" -w podrun:hooks/xcom-processor@0.1.0 componentize \
+  -p "$root/tests/hooks_wasm/python_probe" probe -o "$out/python_probe.wasm"
+echo "built $out/python_probe.wasm ($(wc -c <"$out/python_probe.wasm") bytes)"

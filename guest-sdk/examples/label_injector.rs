@@ -22,8 +22,8 @@ impl Hook for LabelInjector {
                 add.insert(k.clone(), Value::String(v.to_string()));
             }
         }
-        if let Some(tenant) = &ctx.tenant {
-            add.insert("podrun.io/tenant".into(), Value::String(tenant.clone()));
+        if !ctx.tenant.is_empty() {
+            add.insert("podrun.io/tenant".into(), Value::String(ctx.tenant.clone()));
         }
         let meta = pod
             .as_object_mut()

@@ -154,14 +154,16 @@ pub struct Context {
     pub namespace: String,
     /// The pod's name.
     pub pod_name: String,
-    /// The tenant the hook belongs to (`None` for platform hooks).
-    pub tenant: Option<String>,
-    /// The hook point being called (`mutate_pod`, `validate_pod`, ...).
-    pub point: String,
-    /// The hook's own `config` from the task or policy file.
+    /// The tenant the task belongs to (empty when none).
+    pub tenant: String,
+    /// The layer of this hook: `tenant` (task file) or `platform` (policy file).
+    pub layer: Option<String>,
+    /// The hook's own `config` from the task or policy file (null when none).
     pub config: Value,
     /// The task's params.
     pub params: Value,
+    /// `filter_log` only: the container whose lines these are.
+    pub container: Option<String>,
     /// Fields this SDK version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -230,21 +232,38 @@ pub enum Decision {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Outcome {
+    /// podrun's base decision (after `skip_on_exit_code`, and after earlier `decide`
+    /// hooks): `success`, `skipped` or `failed`.
+    pub result: String,
     /// The base container's exit code, if it terminated.
     pub exit_code: Option<i64>,
     /// The termination reason (e.g. `OOMKilled`, `DeadlineExceeded`, `Error`).
     pub reason: Option<String>,
     /// The base container's termination message.
-    pub termination_message: Option<String>,
+    pub message: Option<String>,
     /// The pod's phase (`Succeeded`, `Failed`, ...).
-    pub pod_phase: Option<String>,
-    /// The pod's container states, as Kubernetes reports them.
-    pub container_states: Value,
-    /// The XCom value, if any.
+    pub phase: Option<String>,
+    /// Every container's final state.
+    pub containers: Vec<ContainerOutcome>,
+    /// The XCom value (after `process_xcom`), null when none.
     pub xcom: Value,
     /// Fields this SDK version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One container's final state in an [`Outcome`].
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerOutcome {
+    /// Container name.
+    pub name: String,
+    /// `waiting`, `running` or `terminated`.
+    pub state: String,
+    /// Exit code when terminated.
+    pub exit_code: Option<i64>,
+    /// Kubernetes reason (`Completed`, `Error`, `OOMKilled`, ...).
+    pub reason: Option<String>,
 }
 
 /// A podrun hook. Implement the points you need; export them with [`export!`].

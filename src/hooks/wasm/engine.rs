@@ -171,7 +171,16 @@ impl WasmEngine {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
-        Ok(Loaded { pre, points })
+        let imports = component
+            .component_type()
+            .imports(&inner.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        Ok(Loaded {
+            pre,
+            points,
+            imports,
+        })
     }
 }
 

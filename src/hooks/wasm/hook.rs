@@ -27,6 +27,8 @@ const RECYCLE_AFTER_BATCHES: u64 = 10_000;
 pub(crate) struct Loaded {
     pub(crate) pre: InstancePre<HostState>,
     pub(crate) points: Vec<(Point, ComponentExportIndex)>,
+    /// The component's import names (all allowed: checked at load).
+    pub(crate) imports: Vec<String>,
 }
 
 /// What one call used.
@@ -129,6 +131,17 @@ impl WasmHook {
     /// Names of the points the component exports (`mutate_pod`, `validate_pod`, ...).
     pub fn points(&self) -> Vec<&'static str> {
         self.loaded.points.iter().map(|(p, _)| p.as_str()).collect()
+    }
+
+    /// The component's imports (`podrun:hooks/host@0.1.0`, WASI interfaces), for `hooks check`.
+    pub fn imports(&self) -> &[String] {
+        &self.loaded.imports
+    }
+
+    /// Whether the component imports WASI (a language runtime such as CPython): it gets WASI
+    /// with nothing granted.
+    pub fn uses_wasi(&self) -> bool {
+        self.loaded.imports.iter().any(|i| i.starts_with("wasi:"))
     }
 
     /// Whether the component exports `point`.
@@ -423,9 +436,10 @@ pub struct LogFilterSession {
 
 impl LogFilterSession {
     /// Filters one batch of lines (no trailing newlines): one action per line, in order.
-    pub fn filter(&mut self, lines: &[String]) -> Result<(Vec<LineAction>, Usage)> {
+    pub fn filter<S: AsRef<str>>(&mut self, lines: &[S]) -> Result<(Vec<LineAction>, Usage)> {
         let limits = &self.hook.limits;
-        let size = self.ctx.len() + lines.iter().map(String::len).sum::<usize>();
+        let lines: Vec<&str> = lines.iter().map(AsRef::as_ref).collect();
+        let size = self.ctx.len() + lines.iter().map(|l| l.len()).sum::<usize>();
         if size > limits.max_input {
             return Err(Error::InputTooLarge {
                 size,
@@ -447,11 +461,11 @@ impl LogFilterSession {
         };
         let func = live
             .func
-            .typed::<(&[String], &str), (Result<Vec<LineAction>, String>,)>(&live.store)
+            .typed::<(&[&str], &str), (Result<Vec<LineAction>, String>,)>(&live.store)
             .map_err(|e| Error::Instantiate {
                 message: format!("filter_log has the wrong signature: {e:#}"),
             })?;
-        let result = func.call(&mut live.store, (lines, &self.ctx));
+        let result = func.call(&mut live.store, (lines.as_slice(), self.ctx.as_str()));
         let usage = self.hook.usage(&mut live.store, start);
         let (r,) = match result {
             Ok(r) => r,
@@ -493,5 +507,19 @@ impl LogFilterSession {
                 message: "filter_log export missing from the instance".into(),
             })?;
         Ok(Live { store, func })
+    }
+}
+
+impl WasmHook {
+    /// Creates one instance (fresh store, this hook's limits) and drops it, calling nothing.
+    /// Shows that the hook instantiates within its limits (start functions run); used by
+    /// `podrun hooks check` and the instantiation benchmark.
+    pub fn instantiate_once(&self) -> Result<Duration> {
+        let start = Instant::now();
+        let mut store = self.new_store(self.limits.memory, self.limits.deadline);
+        match self.loaded.pre.instantiate(&mut store) {
+            Ok(_) => Ok(start.elapsed()),
+            Err(e) => Err(self.classify(e, store.data(), self.limits.deadline, true)),
+        }
     }
 }
