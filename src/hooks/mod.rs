@@ -39,6 +39,7 @@ pub use error::{Cause, Error, HookRef, Limit, Result};
 pub use hook::{Hook, Runtime, Usage};
 pub use limits::Limits;
 pub use pipeline::{Pipeline, Record, RecordResult, TaskInfo};
+pub use rhai::run_on_hook_thread;
 
 /// A hook point: where in a task's life a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

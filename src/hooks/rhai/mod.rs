@@ -32,6 +32,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use harden::{harden, hardened_engine};
+pub use worker::run as run_on_hook_thread;
 
 use self::errors::{compile_failure, eval_failure, Failure};
 use self::harden::CallGuard;
@@ -183,22 +184,38 @@ impl RhaiEngine {
     ) -> Result<(Value, Usage), Cause> {
         let started = Instant::now();
         check_input(input, &self.limits)?;
-        let (engine, hook, input, ctx) = (self.clone(), hook.clone(), input.clone(), ctx.clone());
-        worker::run(move || engine.call_here(&hook, point, &input, &ctx, started))
-            .unwrap_or_else(|panic| Err(Cause::Trap(format!("the Rhai engine panicked: {panic}"))))
+        // Inputs are converted here: they come from podrun (bounded depth), so the caller's
+        // stack is enough, and moving the converted values saves cloning the JSON.
+        let dynamic = to_dynamic(input)?;
+        let ctx = to_dynamic(ctx)?;
+        let engine = self.clone();
+        let rhai_hook = hook.clone();
+        let output =
+            worker::run(move || engine.call_here(&rhai_hook, point, dynamic, ctx, started))
+                .unwrap_or_else(|panic| {
+                    Err(Cause::Trap(format!("the Rhai engine panicked: {panic}")))
+                })?;
+        let (output, usage) = output;
+        // Rhai maps are sorted by key: give a mutated pod back its original key order.
+        let output = if point == Point::MutatePod {
+            super::diff::reorder_like(input, output)
+        } else {
+            output
+        };
+        Ok((output, usage))
     }
 
-    /// [`RhaiEngine::call`] on the current (hook) thread.
+    /// [`RhaiEngine::call`] on the current (hook) thread: the output is converted and
+    /// checked here, because it may be arbitrarily deep until checked.
     fn call_here(
         &self,
         hook: &RhaiHook,
         point: Point,
-        input: &Value,
-        ctx: &Value,
+        input: Dynamic,
+        ctx: Dynamic,
         started: Instant,
     ) -> Result<(Value, Usage), Cause> {
-        let dynamic = to_dynamic(input)?;
-        let (result, operations) = self.invoke(hook, point, dynamic, ctx, 1, started)?;
+        let (result, operations) = self.invoke(hook, point, input, ctx, 1, started)?;
         let output = match result {
             Ok(value) => from_dynamic(&value)?,
             Err(reason) if point == Point::ValidatePod => {
@@ -213,12 +230,6 @@ impl RhaiEngine {
             }
         };
         check_output(&output, &self.limits)?;
-        // Rhai maps are sorted by key: give a mutated pod back its original key order.
-        let output = if point == Point::MutatePod {
-            super::diff::reorder_like(input, output)
-        } else {
-            output
-        };
         Ok((output, Usage::rhai(started.elapsed(), operations)))
     }
 
@@ -243,10 +254,11 @@ impl RhaiEngine {
             .map(|l| Dynamic::from(rhai::ImmutableString::from(l.as_ref())))
             .collect();
         let count = lines.len();
-        let (engine, hook, ctx) = (self.clone(), hook.clone(), ctx.clone());
+        let ctx = to_dynamic(ctx)?;
+        let (engine, hook) = (self.clone(), hook.clone());
         worker::run(move || {
             let (result, operations) =
-                engine.invoke(&hook, Point::FilterLog, array.into(), &ctx, count, started)?;
+                engine.invoke(&hook, Point::FilterLog, array.into(), ctx, count, started)?;
             let value = result.map_err(|_| Cause::Script {
                 message: "deny() can only be used in validate_pod, not filter_log".into(),
                 line: 0,
@@ -265,14 +277,13 @@ impl RhaiEngine {
         hook: &RhaiHook,
         point: Point,
         input: Dynamic,
-        ctx: &Value,
+        ctx: Dynamic,
         lines: usize,
         started: Instant,
     ) -> Result<(Result<Dynamic, String>, u64), Cause> {
         if !hook.implements(point) {
             return Err(Cause::MissingPoint(point));
         }
-        let ctx = to_dynamic(ctx)?;
         let guard = CallGuard::enter(
             hook.name.clone(),
             started + self.limits.deadline(point),
