@@ -14,12 +14,13 @@
 //! - [`hook`]: one loaded [`Hook`] of either engine, and the per-tenant engine [`Runtime`].
 //! - [`pipeline`]: [`Pipeline`] and [`Record`].
 //! - `rhai`: the hardened Rhai engine. `wasm`: the wasmtime component engine.
+//! - [`diff`]: changed JSON paths for records, and restoring a pod's key order.
 //! - [`apply`]: the one call `render` and `run` make to mutate and validate a pod.
 
 pub mod apply;
 pub mod contract;
 pub mod decl;
-mod diff;
+pub mod diff;
 pub mod error;
 pub mod hook;
 pub mod limits;
