@@ -253,6 +253,12 @@ fn test(args: TestArgs) -> Result {
                 }
                 _ => exit::SUCCESS,
             };
+            // Show a mutated pod in its original key order, easy to compare with the input.
+            let out = if point == Point::MutatePod {
+                crate::hooks::diff::reorder_like(&input, out)
+            } else {
+                out
+            };
             (out, usage, code)
         }
     };

@@ -4,10 +4,12 @@
 
 use serde_json::Value;
 
-/// Paths (dotted keys, `[i]` indices) where `after` differs from `before`, sorted as met.
+/// Paths (dotted keys, `[i]` indices) where `after` differs from `before`, sorted (so the
+/// record does not depend on a hook engine's key order).
 pub fn changed_paths(before: &Value, after: &Value) -> Vec<String> {
     let mut out = Vec::new();
     walk(before, after, &mut String::new(), &mut out);
+    out.sort();
     out
 }
 

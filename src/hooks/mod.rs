@@ -14,12 +14,13 @@
 //! - [`hook`]: one loaded [`Hook`] of either engine, and the per-tenant engine [`Runtime`].
 //! - [`pipeline`]: [`Pipeline`] and [`Record`].
 //! - `rhai`: the hardened Rhai engine. `wasm`: the wasmtime component engine.
+//! - [`diff`]: changed JSON paths for records, and restoring a pod's key order.
 //! - [`apply`]: the one call `render` and `run` make to mutate and validate a pod.
 
 pub mod apply;
 pub mod contract;
 pub mod decl;
-mod diff;
+pub mod diff;
 pub mod error;
 pub mod hook;
 pub mod limits;
@@ -39,6 +40,7 @@ pub use error::{Cause, Error, HookRef, Limit, Result};
 pub use hook::{Hook, Runtime, Usage};
 pub use limits::Limits;
 pub use pipeline::{Pipeline, Record, RecordResult, TaskInfo};
+pub use rhai::run_on_hook_thread;
 
 /// A hook point: where in a task's life a hook runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -21,24 +21,26 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiled patterns of one engine (one tenant). Cleared when full: simple and bounded.
 struct RegexCache {
-    patterns: Mutex<HashMap<String, Regex>>,
+    /// `Arc`, not clones: a cloned `Regex` starts with an empty match cache (its lazy DFA
+    /// would be rebuilt on every call); sharing one keeps the cache warm.
+    patterns: Mutex<HashMap<String, Arc<Regex>>>,
     capacity: usize,
 }
 
 impl RegexCache {
-    fn get(&self, pattern: &str) -> Result<Regex, Box<EvalAltResult>> {
+    fn get(&self, pattern: &str) -> Result<Arc<Regex>, Box<EvalAltResult>> {
         let mut patterns = self
             .patterns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(re) = patterns.get(pattern) {
-            // `Regex` is a cheap handle (an `Arc` inside).
             return Ok(re.clone());
         }
         let re = RegexBuilder::new(pattern)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
             .map_err(|e| runtime_error(format!("invalid regex {pattern:?}: {e}")))?;
+        let re = Arc::new(re);
         if patterns.len() >= self.capacity {
             patterns.clear();
         }
@@ -78,7 +80,7 @@ pub(crate) fn register(engine: &mut Engine, limits: &Limits) {
     engine.register_fn(
         "regex_replace",
         move |text: &str, pattern: &str, replacement: &str| -> Result<String, Box<EvalAltResult>> {
-            replace_bounded(&c.get(pattern)?, text, replacement, max_string)
+            replace_bounded(&*c.get(pattern)?, text, replacement, max_string)
         },
     );
 

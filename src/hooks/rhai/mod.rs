@@ -32,6 +32,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use harden::{harden, hardened_engine};
+pub use worker::run as run_on_hook_thread;
 
 use self::errors::{compile_failure, eval_failure, Failure};
 use self::harden::CallGuard;
@@ -183,22 +184,33 @@ impl RhaiEngine {
     ) -> Result<(Value, Usage), Cause> {
         let started = Instant::now();
         check_input(input, &self.limits)?;
-        let (engine, hook, input, ctx) = (self.clone(), hook.clone(), input.clone(), ctx.clone());
-        worker::run(move || engine.call_here(&hook, point, &input, &ctx, started))
-            .unwrap_or_else(|panic| Err(Cause::Trap(format!("the Rhai engine panicked: {panic}"))))
+        // Inputs are converted here: they come from podrun (bounded depth), so the caller's
+        // stack is enough, and moving the converted values saves cloning the JSON.
+        let dynamic = to_dynamic(input)?;
+        let ctx = to_dynamic(ctx)?;
+        let engine = self.clone();
+        let rhai_hook = hook.clone();
+        let output =
+            worker::run(move || engine.call_here(&rhai_hook, point, dynamic, ctx, started))
+                .unwrap_or_else(|panic| {
+                    Err(Cause::Trap(format!("the Rhai engine panicked: {panic}")))
+                })?;
+        // Rhai maps come back sorted by key; callers that show a pod restore the original
+        // order with `hooks::diff::reorder_like` (render sorts keys anyway).
+        Ok(output)
     }
 
-    /// [`RhaiEngine::call`] on the current (hook) thread.
+    /// [`RhaiEngine::call`] on the current (hook) thread: the output is converted and
+    /// checked here, because it may be arbitrarily deep until checked.
     fn call_here(
         &self,
         hook: &RhaiHook,
         point: Point,
-        input: &Value,
-        ctx: &Value,
+        input: Dynamic,
+        ctx: Dynamic,
         started: Instant,
     ) -> Result<(Value, Usage), Cause> {
-        let dynamic = to_dynamic(input)?;
-        let (result, operations) = self.invoke(hook, point, dynamic, ctx, 1, started)?;
+        let (result, operations) = self.invoke(hook, point, input, ctx, 1, started)?;
         let output = match result {
             Ok(value) => from_dynamic(&value)?,
             Err(reason) if point == Point::ValidatePod => {
@@ -213,12 +225,6 @@ impl RhaiEngine {
             }
         };
         check_output(&output, &self.limits)?;
-        // Rhai maps are sorted by key: give a mutated pod back its original key order.
-        let output = if point == Point::MutatePod {
-            super::diff::reorder_like(input, output)
-        } else {
-            output
-        };
         Ok((output, Usage::rhai(started.elapsed(), operations)))
     }
 
@@ -243,10 +249,11 @@ impl RhaiEngine {
             .map(|l| Dynamic::from(rhai::ImmutableString::from(l.as_ref())))
             .collect();
         let count = lines.len();
-        let (engine, hook, ctx) = (self.clone(), hook.clone(), ctx.clone());
+        let ctx = to_dynamic(ctx)?;
+        let (engine, hook) = (self.clone(), hook.clone());
         worker::run(move || {
             let (result, operations) =
-                engine.invoke(&hook, Point::FilterLog, array.into(), &ctx, count, started)?;
+                engine.invoke(&hook, Point::FilterLog, array.into(), ctx, count, started)?;
             let value = result.map_err(|_| Cause::Script {
                 message: "deny() can only be used in validate_pod, not filter_log".into(),
                 line: 0,
@@ -265,14 +272,13 @@ impl RhaiEngine {
         hook: &RhaiHook,
         point: Point,
         input: Dynamic,
-        ctx: &Value,
+        ctx: Dynamic,
         lines: usize,
         started: Instant,
     ) -> Result<(Result<Dynamic, String>, u64), Cause> {
         if !hook.implements(point) {
             return Err(Cause::MissingPoint(point));
         }
-        let ctx = to_dynamic(ctx)?;
         let guard = CallGuard::enter(
             hook.name.clone(),
             started + self.limits.deadline(point),
@@ -350,6 +356,33 @@ fn line_actions(value: Dynamic, lines: usize) -> Result<Vec<LineAction>, Cause> 
         .collect()
 }
 
+/// Bytes of `s` as a JSON string: quotes, and serde_json's escapes.
+fn string_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Bytes of a JSON number as serde_json writes it.
+fn number_len(n: &serde_json::Number) -> usize {
+    if let Some(u) = n.as_u64() {
+        u.checked_ilog10().map_or(1, |d| d as usize + 1)
+    } else if let Some(i) = n.as_i64() {
+        // Negative (non-negative ones are u64 above): the sign plus the digits.
+        1 + i
+            .unsigned_abs()
+            .checked_ilog10()
+            .map_or(1, |d| d as usize + 1)
+    } else {
+        n.to_string().len()
+    }
+}
+
 /// Bytes of `value` as JSON text, without building the text.
 pub(crate) fn json_len(value: &Value) -> usize {
     struct Count(usize);
@@ -406,7 +439,7 @@ fn check_output(output: &Value, limits: &Limits) -> Result<(), Cause> {
             detail: format!("{} elements", limits.rhai_max_array_len),
         });
     }
-    let len = json_len(output);
+    let len = shape.json_bytes;
     if len > limits.max_output_bytes {
         return Err(Cause::Limit {
             limit: Limit::OutputSize,
@@ -421,6 +454,9 @@ struct Shape {
     depth: usize,
     array_elements: usize,
     map_properties: usize,
+    /// Length of the compact JSON text (exact for everything but floats, which are
+    /// counted by formatting them).
+    json_bytes: usize,
 }
 
 /// The [`Shape`] of a value (a scalar has depth 0), without recursion.
@@ -429,21 +465,61 @@ fn json_shape(value: &Value) -> Shape {
         depth: 0,
         array_elements: 0,
         map_properties: 0,
+        json_bytes: 0,
     };
     let mut stack = vec![(value, 0usize)];
     while let Some((v, depth)) = stack.pop() {
         shape.depth = shape.depth.max(depth);
-        match v {
+        shape.json_bytes += match v {
+            Value::Null => 4,
+            Value::Bool(b) => 4 + usize::from(!*b),
+            Value::Number(n) => number_len(n),
+            Value::String(s) => string_len(s),
             Value::Array(items) => {
                 shape.array_elements += items.len();
                 stack.extend(items.iter().map(|i| (i, depth + 1)));
+                2 + items.len().saturating_sub(1)
             }
             Value::Object(map) => {
                 shape.map_properties += map.len();
                 stack.extend(map.values().map(|i| (i, depth + 1)));
+                // Braces, commas, and per key its quoted text and a colon.
+                2 + map.len().saturating_sub(1)
+                    + map.keys().map(|k| string_len(k) + 1).sum::<usize>()
             }
-            _ => {}
-        }
+        };
     }
     shape
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn shape_counts_json_bytes_exactly() {
+        for value in [
+            json!(null),
+            json!({"a": [1, -20, 300, true, false, null], "b\"\n": "x\ty\u{1}é", "c": {}}),
+            json!([
+                [],
+                {},
+                "",
+                0,
+                -1,
+                18446744073709551615u64,
+                -9223372036854775808i64,
+                1.5
+            ]),
+        ] {
+            assert_eq!(json_shape(&value).json_bytes, json_len(&value), "{value}");
+        }
+        let shape = json_shape(&json!({"a": [[1, 2], {"b": 3}]}));
+        assert_eq!(
+            (shape.depth, shape.array_elements, shape.map_properties),
+            (3, 4, 2)
+        );
+    }
 }

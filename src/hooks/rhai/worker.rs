@@ -88,9 +88,10 @@ fn spawn_with_stack(pool: &'static Pool, stack: usize) -> Result<(), std::io::Er
 }
 
 /// Run `job` on a hook thread and wait for its result. `Err` carries a panic's message.
-pub(crate) fn run<R: Send + 'static>(
-    job: impl FnOnce() -> R + Send + 'static,
-) -> Result<R, String> {
+///
+/// Hook calls made inside `job` run inline (they are already on a hook thread), so a
+/// caller making many calls (a log stream, a whole run) can pay the thread hand-off once.
+pub fn run<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
     let guarded = move || {
         catch_unwind(AssertUnwindSafe(job)).map_err(|panic| {
             panic
