@@ -65,7 +65,7 @@ async fn watch_drops_are_resumed() {
 async fn fifty_log_cuts_over_200k_lines_lose_and_repeat_nothing() {
     let env = Env::with_faults(vec![Fault::new(FaultKind::CutLog {
         after_lines: None,
-        after_bytes: Some(150_001),
+        after_bytes: Some(120_001),
     })
     .path("/api/v1/namespaces/*/pods/*/log")
     .times(50)])
