@@ -136,7 +136,18 @@ fn selection(c: &spec::ContainerLogs) -> ContainerSelection {
     }
 }
 
+/// Debug tracing on stderr when `PODRUN_LOG` is set (e.g. `PODRUN_LOG=podrun=debug`).
+fn init_tracing() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("PODRUN_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    init_tracing();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

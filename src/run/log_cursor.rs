@@ -87,7 +87,7 @@ impl Dedup {
     /// Whether the current stream has not yet re-reached the cursor: a stream that ends
     /// in this state was cut short (the log holds at least everything up to the cursor).
     pub fn resuming(&self) -> bool {
-        self.resume.is_some()
+        matches!(&self.resume, Some((at, skipped)) if *skipped < at.count)
     }
 
     /// A new stream is about to be read from [`Cursor::since_time`]: skip what was seen.
@@ -191,6 +191,27 @@ mod tests {
                 "cut after {cut}"
             );
         }
+    }
+
+    #[test]
+    fn a_stream_ending_before_the_cursor_is_still_resuming() {
+        let t1 = ts("2026-01-01T00:00:00.1Z");
+        let t2 = ts("2026-01-01T00:00:00.2Z");
+        let mut d = Dedup::new(Cursor::default());
+        d.begin_stream();
+        for t in [t1, t2, t2] {
+            assert!(d.accept(Some(t)));
+        }
+        d.begin_stream();
+        assert!(d.resuming());
+        assert!(!d.accept(Some(t1)));
+        assert!(!d.accept(Some(t2)));
+        assert!(d.resuming(), "one of two lines at the cursor still to come");
+        assert!(!d.accept(Some(t2)));
+        assert!(
+            !d.resuming(),
+            "exactly at the cursor: the stream may end here"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! sends the whole line again. A stream that ends cleanly is the container's end only if
 //! the container had already finished when that stream was opened and the stream brought
 //! no new line (a clean end can also be a proxy's cut); otherwise it is opened once more
-//! from the cursor. A stream silent for `log_stall_timeout` while its container
+//! from the cursor. A stream that ends before re-reaching the cursor was cut. A trailing
+//! line without a newline is emitted only when a `tailLines=1` read shows it is the
+//! log's last line. A stream silent for `log_stall_timeout` while its container
 //! has finished (or ten times that while it runs) is presumed stuck and re-opened.
 //!
 //! Lines go through [`Hooks::filter_log`] in batches (what one read delivered, at most
@@ -144,7 +146,6 @@ pub async fn follow(
         return End::NeverStarted;
     }
     let mut dedup = Dedup::new(start);
-    let mut last_partial: Option<(String, u32)> = None;
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), Some(60));
     loop {
         let finished_at_open = {
@@ -202,6 +203,21 @@ pub async fn follow(
         dedup.begin_stream();
         let (end, partial, accepted) =
             read_stream(reader, &container, &mut dedup, &sink, &rx, stall).await;
+        tracing::debug!(
+            container,
+            since = ?lp.since_time,
+            accepted,
+            partial = partial.is_some(),
+            resuming = dedup.resuming(),
+            finished_at_open,
+            end = match &end {
+                StreamEnd::Eof => "eof",
+                StreamEnd::Broken(_) => "broken",
+                StreamEnd::Stalled => "stalled",
+                StreamEnd::Hook => "hook",
+            },
+            "log stream ended"
+        );
         match end {
             StreamEnd::Hook => return End::HookFailed,
             // A clean end is not proof of the log's end: proxies and load balancers (and
@@ -220,11 +236,10 @@ pub async fn follow(
             },
             StreamEnd::Eof if finished_at_open && accepted == 0 => match partial {
                 None => return End::Complete,
-                Some(p)
-                    if last_partial
-                        .as_ref()
-                        .is_some_and(|(q, n)| *q == p && *n >= 2) =>
-                {
+                // Bytes after the cursor without a newline: the log's unterminated last
+                // line, or a stream cut mid-line. A short `tailLines=1` read (another
+                // request shape, which a cut at the same offset cannot fake) decides.
+                Some(p) if is_last_line(&kube, &ns, &pod, &container, &p).await => {
                     let (ts, text) = split_line(&p);
                     if dedup.accept(ts) {
                         if let Err(e) =
@@ -236,23 +251,22 @@ pub async fn follow(
                     }
                     return End::Complete;
                 }
-                Some(p) => {
-                    let n = match &last_partial {
-                        Some((q, n)) if *q == p => n + 1,
-                        _ => 1,
-                    };
-                    last_partial = Some((p, n));
-                }
+                Some(_) => match backoff.next_delay() {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => {
+                        return End::GaveUp(format!(
+                            "log streams of {container} keep ending in the middle of a line"
+                        ))
+                    }
+                },
             },
-            StreamEnd::Eof if finished_at_open => {
-                backoff.reset();
-                last_partial = None;
-            }
+            StreamEnd::Eof if finished_at_open => backoff.reset(),
+            // A stream that brought lines is re-opened at once (it was cut, or the next
+            // one will confirm the end). One that brought nothing probably saw the
+            // container end: wait (bounded) for the watch to say so first.
+            StreamEnd::Eof if accepted > 0 => backoff.reset(),
             StreamEnd::Eof => {
                 backoff.reset();
-                // Probably the container ended: wait for the watch to say so, then read
-                // once more from the cursor. A server that closed a running stream gets
-                // a fresh one after a short pause.
                 let _ = tokio::time::timeout(
                     Duration::from_secs(1),
                     wait_for(&mut rx, |s| {
@@ -290,6 +304,23 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Whether `partial` (a timestamped line without its newline) is the log's last line, as
+/// a non-following `tailLines=1` read returns it (also without a newline).
+async fn is_last_line(kube: &Kube, ns: &str, pod: &str, container: &str, partial: &str) -> bool {
+    let lp = LogParams {
+        container: Some(container.to_string()),
+        timestamps: true,
+        tail_lines: Some(1),
+        ..Default::default()
+    };
+    kube.call(|c| {
+        let lp = lp.clone();
+        async move { Api::<Pod>::namespaced(c, ns).logs(pod, &lp).await }
+    })
+    .await
+    .is_ok_and(|tail| tail == partial)
 }
 
 fn record_hook_error(sink: &Sink, e: String) {

@@ -20,13 +20,12 @@ async fn xcom_value_is_returned_exactly() {
         out.r("xcom"),
         &serde_json::json!({"hello": "world", "n": [1, 2.5, null]})
     );
+    let counts = env.sim.request_counts();
     crate::util::assert_deleted(&env).await;
-    let total: u64 = env.sim.request_counts().values().sum();
-    assert!(
-        total <= 8,
-        "requests with XCom: {:?}",
-        env.sim.request_counts()
-    );
+    // One read and one sidecar stop; no polling.
+    assert_eq!(counts.get("get pods/exec"), Some(&2), "{counts:?}");
+    assert_eq!(counts.get("get pods"), None, "{counts:?}");
+    assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
 }
 
 #[tokio::test]
