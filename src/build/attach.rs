@@ -93,6 +93,7 @@ pub(crate) fn add_xcom_sidecar(
     pod: &mut Map<String, Value>,
     image: &str,
     resources: Option<&Value>,
+    security_context: Option<&Value>,
 ) {
     let spec = spec_mut(pod);
     list_mut(spec, "volumes").insert(0, json!({"name": "xcom", "emptyDir": {}}));
@@ -104,11 +105,15 @@ pub(crate) fn add_xcom_sidecar(
         .filter(|r| r.as_object().is_some_and(|m| !m.is_empty()))
         .cloned()
         .unwrap_or_else(|| json!({"requests": {"cpu": "1m", "memory": "10Mi"}}));
-    list_mut(spec, "containers").push(json!({
+    let mut sidecar = json!({
         "name": SIDECAR_CONTAINER_NAME,
         "command": ["sh", "-c", XCOM_CMD],
         "image": image,
         "volumeMounts": [mount],
         "resources": resources,
-    }));
+    });
+    if let Some(sc) = security_context {
+        sidecar["securityContext"] = sc.clone();
+    }
+    list_mut(spec, "containers").push(sidecar);
 }

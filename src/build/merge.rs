@@ -1,17 +1,23 @@
 //! The operator's pod merge (`PodGenerator.reconcile_pods` and friends), on manifests.
 //!
-//! The rule is Python truthiness: a client (higher-precedence) value that is falsy (`None`,
-//! `False`, `0`, `""`, `[]`, `{}`) does not override a truthy base value, and a truthy
+//! The rule, as in every released 10.x provider: a base field is copied over the client's
+//! when the client's value is falsy (`None`, `False`, `0`, `""`, `[]`, `{}`) and the base's
+//! is not `None` (`merge_objects`: `not client_val and base_val is not None`); a truthy
 //! client value replaces the base value whole. Only some lists are appended instead
-//! (`initContainers`, `volumes`; per container `volumeMounts`, `env`, `envFrom`, `ports`,
-//! `volumeDevices`; in metadata `managedFields`, `finalizers`, `ownerReferences`), labels
-//! and annotations are dict-merged, and containers are merged by position, not by name.
+//! (`volumes`; per container `volumeMounts`, `env`, `envFrom`, `ports`, `volumeDevices`;
+//! in metadata `managedFields`, `finalizers`, `ownerReferences`), init containers are
+//! appended or, when both sides have some, merged by name (providers 10.16 and later),
+//! labels and annotations are dict-merged, and containers are merged by position.
 //!
 //! One Python subtlety matters for the output: a Kubernetes *model* object is truthy even
-//! when empty (a template's `securityContext: {}` is a `V1PodSecurityContext()`), while a
-//! plain dict is falsy when empty (the operator's own default `security_context={}`). So
-//! each merge knows whether its client came from models (a template or `full_pod_spec`) or
+//! when empty (`full_pod_spec`'s `securityContext: V1PodSecurityContext()`), while a plain
+//! dict is falsy when empty (the operator's own default `security_context={}`). So each
+//! merge knows whether its client came from models (`full_pod_spec` over a template) or
 //! from the operator's arguments.
+//!
+//! (The reference's wording, "base value truthy", is an older form of the rule; the two
+//! differ only when both sides are falsy, e.g. a template's `hostNetwork: false` under an
+//! operator `hostnetwork=None`, which the released operator keeps.)
 
 use serde_json::{Map, Value};
 
@@ -72,7 +78,7 @@ fn client_truthy(client: Client, level: Level, key: &str, v: Option<&Value>) -> 
 }
 
 /// `merge_objects` for two model objects: every base field the client leaves falsy, and
-/// that is truthy in the base, is copied from the base.
+/// that is not `None` in the base, is copied from the base.
 fn merge_model(
     base: &Map<String, Value>,
     mut client: Map<String, Value>,
@@ -80,7 +86,7 @@ fn merge_model(
     who: Client,
 ) -> Map<String, Value> {
     for (k, bv) in base {
-        if !client_truthy(who, level, k, client.get(k)) && truthy_model_field(level, k, bv) {
+        if !client_truthy(who, level, k, client.get(k)) && !bv.is_null() {
             client.insert(k.clone(), bv.clone());
         }
     }
@@ -187,8 +193,8 @@ fn reconcile_specs(
         (Some(b), None) => Some(b.clone()),
         (None, Some(c)) => Some(c.clone()),
         (None, None) => None,
-        (Some(b), Some(c)) => {
-            let mut c = c.clone();
+        (Some(b), Some(client)) => {
+            let mut c = client.clone();
             let merged = reconcile_containers(
                 b.get("containers")
                     .and_then(Value::as_array)
@@ -203,10 +209,64 @@ fn reconcile_specs(
                 None => c.remove("containers"),
             };
             extend(b, &mut c, "initContainers");
+            let both_init = |m: &Map<String, Value>| {
+                m.get("initContainers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| !a.is_empty())
+            };
+            if both_init(b) && both_init(client) {
+                let merged = reconcile_init_containers(
+                    b.get("initContainers")
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                    client
+                        .get("initContainers")
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default(),
+                    who,
+                );
+                c.insert("initContainers".into(), Value::Array(merged));
+            }
             extend(b, &mut c, "volumes");
             Some(merge_model(b, c, Level::Spec, who))
         }
     }
+}
+
+/// `reconcile_init_containers`: init containers with the same name are merged like
+/// containers; the others are kept, base ones in place, unmatched client ones after.
+fn reconcile_init_containers(base: &[Value], client: &[Value], who: Client) -> Vec<Value> {
+    let name = |v: &Value| v.get("name").and_then(Value::as_str).map(str::to_string);
+    let mut matched = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for b in base {
+        // The operator builds a dict by name, so the last client container of a name wins.
+        let found = name(b).and_then(|n| {
+            client
+                .iter()
+                .rev()
+                .find(|c| name(c).as_deref() == Some(n.as_str()))
+        });
+        match (found, b.as_object()) {
+            (Some(c), Some(bm)) => {
+                let mut cm = c.as_object().cloned().unwrap_or_default();
+                for field in ["volumeMounts", "env", "envFrom", "ports", "volumeDevices"] {
+                    extend(bm, &mut cm, field);
+                }
+                out.push(Value::Object(merge_model(bm, cm, Level::Container, who)));
+                matched.extend(name(b));
+            }
+            _ => out.push(b.clone()),
+        }
+    }
+    for c in client {
+        if !name(c).is_some_and(|n| matched.contains(&n)) {
+            out.push(c.clone());
+        }
+    }
+    out
 }
 
 /// Positional container merge: `base[i]` with `client[i]`, extra containers of either side
@@ -267,11 +327,14 @@ mod tests {
 
     #[test]
     fn empty_model_in_template_beats_missing_operator_value() {
-        let base = obj(json!({"spec": {"dnsConfig": {}, "nodeSelector": {}}}));
-        let client = obj(json!({"spec": {"dnsConfig": null, "nodeSelector": null}}));
+        let base = obj(json!({"spec": {"dnsConfig": {}, "hostNetwork": false, "subdomain": null}}));
+        let client =
+            obj(json!({"spec": {"dnsConfig": null, "hostNetwork": null, "subdomain": ""}}));
         let out = reconcile_pods(&base, &client, Client::Operator);
         assert_eq!(out["spec"]["dnsConfig"], json!({}));
-        assert_eq!(out["spec"]["nodeSelector"], Value::Null);
+        // A falsy base value that is not None still fills a falsy client value.
+        assert_eq!(out["spec"]["hostNetwork"], json!(false));
+        assert_eq!(out["spec"]["subdomain"], json!(""));
     }
 
     #[test]
@@ -295,6 +358,21 @@ mod tests {
             json!([{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}])
         );
         assert_eq!(out["spec"]["containers"][1], json!({"name": "sidecar"}));
+    }
+
+    #[test]
+    fn init_containers_with_the_same_name_merge() {
+        let base = obj(
+            json!({"spec": {"initContainers": [{"name": "a", "image": "t", "env": [{"name": "X"}]}, {"name": "b", "image": "t"}]}}),
+        );
+        let client = obj(
+            json!({"spec": {"initContainers": [{"name": "c", "image": "o"}, {"name": "a", "env": [{"name": "Y"}]}]}}),
+        );
+        let out = reconcile_pods(&base, &client, Client::Operator);
+        assert_eq!(
+            out["spec"]["initContainers"],
+            json!([{"name": "a", "image": "t", "env": [{"name": "X"}, {"name": "Y"}]}, {"name": "b", "image": "t"}, {"name": "c", "image": "o"}])
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //!    `restartPolicy: Never`);
 //! 2. the base: the pod template (file, else dict) reconciled with `full_pod_spec`, or
 //!    `full_pod_spec` alone, or an empty pod; then the operator pod reconciled on top
-//!    ([`merge`]);
-//! 3. the name (task id when none; the random suffix) and the namespace ([`namespace`]);
+//!    (`merge`);
+//! 3. the name (task id when none; the random suffix) and the namespace (`namespace`);
 //! 4. secrets, then the XCom sidecar ([`attach`]);
 //! 5. podrun's task-identity labels `podrun.dev/task-id`, `podrun.dev/run-id`,
 //!    `podrun.dev/try-number` (label-safe values) over user and template labels.
@@ -17,7 +17,10 @@
 //! `null` fields dropped, explicitly set empty lists and maps kept, resource quantities
 //! exactly as given. It is a `serde_json::Value` rather than a `k8s_openapi` `Pod` because
 //! a typed `Pod` cannot hold `cpu: 0.25` as a number or a `null` quantity; [`typed`] gives
-//! the typed view.
+//! the typed view (quantities as strings, which the API server reads the same way).
+//!
+//! For the runner: [`find_pod_selector`] is the operator's reattach selector, and
+//! [`labels::ALREADY_CHECKED`] the label it patches on a handled pod.
 
 pub mod attach;
 mod merge;
@@ -195,6 +198,7 @@ fn operator_pod(task: &Task) -> Map<String, Value> {
             "annotations": p.annotations,
         },
         "spec": {
+            "runtimeClassName": p.runtime_class_name,
             "nodeSelector": p.node_selector,
             "affinity": p.affinity,
             "tolerations": p.tolerations,
@@ -314,7 +318,12 @@ pub fn build_pod(task: &Task, opts: &Options) -> Result<Value> {
             .as_deref()
             .or(p.xcom_sidecar_image.as_deref())
             .unwrap_or(attach::SIDECAR_DEFAULT_IMAGE);
-        attach::add_xcom_sidecar(&mut pod, image, p.xcom_sidecar_resources.as_ref());
+        attach::add_xcom_sidecar(
+            &mut pod,
+            image,
+            p.xcom_sidecar_resources.as_ref(),
+            p.xcom_sidecar_security_context.as_ref(),
+        );
     }
 
     // Task-identity labels over user and template labels.
@@ -334,6 +343,38 @@ pub fn build_pod(task: &Task, opts: &Options) -> Result<Value> {
     }
 
     Ok(prune_nulls(Value::Object(pod)))
+}
+
+/// The label selector that finds this task's pod from an earlier attempt (the operator's
+/// `_build_find_pod_label_selector`, with podrun's identity labels in place of Airflow's):
+/// the task file's `labels` plus `podrun.dev/task-id` and `podrun.dev/run-id` (not the try
+/// number), sorted by key as `k=v` joined by `,`; then `,already_checked!=True` when
+/// `exclude_checked`; then `,!airflow-worker`, which keeps executor worker pods out.
+pub fn find_pod_selector(task: &Task, exclude_checked: bool) -> String {
+    let mut labels: std::collections::BTreeMap<String, String> = task
+        .pod
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    labels.insert(
+        labels::TASK_ID.to_string(),
+        name::make_safe_label_value(&task.identity.task_id),
+    );
+    labels.insert(
+        labels::RUN_ID.to_string(),
+        name::make_safe_label_value(&task.identity.run_id),
+    );
+    let mut selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    if exclude_checked {
+        selector.push_str(&format!(",{}!=True", labels::ALREADY_CHECKED));
+    }
+    selector.push_str(",!airflow-worker");
+    selector
 }
 
 /// The merged pod must have a base container with an image, or the API server rejects it.

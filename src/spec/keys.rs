@@ -46,6 +46,8 @@ pub const POD_KEYS: &[&str] = &[
     "pod_template_dict",
     "do_xcom_push",
     "base_container_name",
+    "runtime_class_name",
+    "xcom_sidecar_container_security_context",
 ];
 
 /// Operator lifecycle and connection parameters (used by the runner).
@@ -68,6 +70,9 @@ pub const LIFECYCLE_KEYS: &[&str] = &[
     "poll_interval",
     "logging_interval",
     "container_name_log_prefix_enabled",
+    "durable",
+    "log_events_on_startup",
+    "on_kill_action",
 ];
 
 /// Operator parameters that mean nothing for a standalone runner: accepted with a warning.

@@ -99,6 +99,16 @@ where
             }
         }
     }
+    // k8s-openapi fills a missing required field with its default instead of failing;
+    // the Python client refuses `None` there, and so does the API server.
+    let mut missing = Vec::new();
+    find_added(&input, &round_trip, path, true, &mut missing);
+    if let Some(first) = missing.into_iter().next() {
+        return Err(Problem {
+            path: first,
+            message: "missing required field".to_string(),
+        });
+    }
     let value = match mode {
         Mode::AsGiven => without_nulls(value),
         Mode::Deserialized { .. } => round_trip,
@@ -111,7 +121,11 @@ fn explain(inner: &str) -> String {
     if let Some(field) = inner.strip_prefix("missing field ") {
         return format!("missing required field {field}");
     }
-    inner.replace("invalid type: ", "wrong type: ")
+    inner
+        .replace("invalid type: ", "wrong type: ")
+        .replace("expected i32", "expected an integer")
+        .replace("expected i64", "expected an integer")
+        .replace("expected a sequence", "expected a list")
 }
 
 /// Removes `null` entries from `limits`/`requests` maps (see [`check`]).
@@ -229,6 +243,34 @@ fn find_dropped(given: &Value, typed: &Value, path: &KeyPath, out: &mut Vec<KeyP
     }
 }
 
+/// Collects paths of keys the typed round trip produced but `given` lacks (or has as
+/// `null`): required fields that k8s-openapi silently defaulted. A pod's `apiVersion`,
+/// `kind` and `metadata` are always produced and are skipped at the root.
+fn find_added(given: &Value, typed: &Value, path: &KeyPath, root: bool, out: &mut Vec<KeyPath>) {
+    match (given, typed) {
+        (Value::Object(g), Value::Object(t)) => {
+            for (k, tv) in t {
+                if root
+                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                    && !g.contains_key(k)
+                {
+                    continue;
+                }
+                match g.get(k) {
+                    Some(gv) if !gv.is_null() => find_added(gv, tv, &path.key(k), false, out),
+                    _ => out.push(path.key(k)),
+                }
+            }
+        }
+        (Value::Array(g), Value::Array(t)) => {
+            for (i, (gv, tv)) in g.iter().zip(t).enumerate() {
+                find_added(gv, tv, &path.index(i), false, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +296,16 @@ mod tests {
             p.path.to_string(),
             "volumes[0].persistentVolumeClaim.claimNmae"
         );
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let v = json!({"emptyDir": {}});
+        let p = check::<Volume>(&v, &KeyPath::root().key("volumes").index(0), Mode::AsGiven)
+            .err()
+            .expect("missing name");
+        assert_eq!(p.path.to_string(), "volumes[0].name");
+        assert_eq!(p.message, "missing required field");
     }
 
     #[test]

@@ -26,7 +26,14 @@ pub struct Lifecycle {
     /// `log_pod_spec_on_failure` (default true).
     pub log_pod_spec_on_failure: bool,
     /// `reattach_on_restart` (default true): adopt a running pod of the same task/run.
+    /// Newer operators call it `durable`, which wins when both are given.
     pub reattach_on_restart: bool,
+    /// `log_events_on_startup` (default true, newer operators): log the pod's events while
+    /// waiting for it to start.
+    pub log_events_on_startup: bool,
+    /// `on_kill_action` (default `delete_pod`, newer operators): what an interrupt does to
+    /// the pod.
+    pub on_kill_action: OnKillAction,
     /// `on_finish_action` (default `delete_pod`).
     pub on_finish_action: OnFinishAction,
     /// `skip_on_exit_code` (default none): base-container exit codes that mean "skipped".
@@ -56,6 +63,8 @@ impl Lifecycle {
             log_events_on_failure: false,
             log_pod_spec_on_failure: true,
             reattach_on_restart: true,
+            log_events_on_startup: true,
+            on_kill_action: OnKillAction::DeletePod,
             on_finish_action: OnFinishAction::DeletePod,
             skip_on_exit_code: Vec::new(),
             deferrable: false,
@@ -106,5 +115,28 @@ impl OnFinishAction {
             "delete_active_pod" => OnFinishAction::DeleteActivePod,
             _ => return None,
         })
+    }
+}
+
+/// What to do with the pod when podrun is interrupted (`on_kill_action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnKillAction {
+    /// `delete_pod` (default): delete it, with `termination_grace_period` when set.
+    DeletePod,
+    /// `keep_pod`: leave it running.
+    KeepPod,
+}
+
+impl OnKillAction {
+    /// The accepted spellings, as in the operator.
+    pub const NAMES: &'static [&'static str] = &["delete_pod", "keep_pod"];
+
+    /// Parses the operator's string value.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "delete_pod" => Some(OnKillAction::DeletePod),
+            "keep_pod" => Some(OnKillAction::KeepPod),
+            _ => None,
+        }
     }
 }

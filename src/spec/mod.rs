@@ -6,6 +6,13 @@
 //! `execution_timeout` and the XCom sidecar settings; Kubernetes objects inside are written
 //! as in a pod manifest (camelCase). See `docs/TASKFILE.md`.
 //!
+//! What callers get: [`load`] gives a [`Task`] — `task.pod` ([`PodParams`], consumed by
+//! `build::build_pod`), `task.lifecycle` ([`Lifecycle`]: timeouts, log selection,
+//! `on_finish_action`, `skip_on_exit_code`, ...), `task.connection` ([`Connection`]),
+//! `task.hooks` ([`HookDecl`]s), `task.identity` ([`RunIdentity`]: run id, try number,
+//! logical date), `task.execution_timeout` and `task.warnings` (print them). Nothing in a
+//! `Task` needs more validation.
+//!
 //! # Usage
 //!
 //! ```no_run
@@ -37,7 +44,7 @@ use std::path::Path;
 pub use error::{Error, Problem, Result};
 pub use hooks::{HookDecl, HookPoint, HookSource, OnError};
 pub use keys::{IGNORED_KEYS, LIFECYCLE_KEYS, PODRUN_KEYS, POD_KEYS};
-pub use lifecycle::{ContainerLogs, Lifecycle, OnFinishAction};
+pub use lifecycle::{ContainerLogs, Lifecycle, OnFinishAction, OnKillAction};
 pub use path::KeyPath;
 pub use task::{Connection, DeployType, PodParams, SecretDecl, Task};
 pub use vars::{RenderVars, RunIdentity};

@@ -16,7 +16,8 @@ static LABEL_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$").expect("literal regex")
 });
 
-/// Airflow's `validate_key`: at most `max` characters of letters, digits, `_`, `.`, `-`.
+/// Airflow's `validate_key`: at most `max` characters of letters, digits, `_`, `.`, `-`,
+/// and no `..`.
 pub fn validate_airflow_key(key: &str, max: usize) -> Result<(), String> {
     if key.chars().count() > max {
         return Err(format!(
@@ -26,6 +27,10 @@ pub fn validate_airflow_key(key: &str, max: usize) -> Result<(), String> {
     }
     if !AIRFLOW_KEY.is_match(key) {
         return Err("may contain only letters, digits, `_`, `.` and `-`".to_string());
+    }
+    // Newer Airflow cores refuse consecutive dots (path traversal).
+    if key.contains("..") {
+        return Err("must not contain consecutive dots (`..`)".to_string());
     }
     Ok(())
 }
@@ -89,6 +94,7 @@ mod tests {
         assert!(validate_airflow_key(&"a".repeat(221), 220).is_err());
         assert!(validate_airflow_key(&"a".repeat(220), 220).is_ok());
         assert!(validate_airflow_key("a b", 220).is_err());
+        assert!(validate_airflow_key("a..b", 220).is_err());
     }
 
     #[test]

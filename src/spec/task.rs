@@ -132,6 +132,11 @@ pub struct PodParams {
     /// `xcom_sidecar_container_resources` (connection extra): replaces the sidecar's
     /// whole `resources` object.
     pub xcom_sidecar_resources: Option<Value>,
+    /// `xcom_sidecar_container_security_context` (newer operators: parameter or connection
+    /// extra): the sidecar's `securityContext`, set whenever given (even `{}`).
+    pub xcom_sidecar_security_context: Option<Value>,
+    /// `runtime_class_name` (newer operators) → `spec.runtimeClassName`.
+    pub runtime_class_name: Option<String>,
 }
 
 /// Where a secret goes: environment or a volume.

@@ -71,9 +71,16 @@ impl Renderer {
     }
 
     fn render_str(&self, text: &str, path: &KeyPath) -> Result<String, Problem> {
-        self.env.render_str(text, &self.ctx).map_err(|e| Problem {
-            path: path.clone(),
-            message: format!("template error: {}", describe(&e)),
+        self.env.render_str(text, &self.ctx).map_err(|e| {
+            let hint = if e.kind() == minijinja::ErrorKind::UndefinedError {
+                "; the variables are task_id, run_id, try_number, ds, ds_nodash, ts, ts_nodash, params.KEY (params: or --param) and vars.KEY (--var)"
+            } else {
+                ""
+            };
+            Problem {
+                path: path.clone(),
+                message: format!("template error in {text:?}: {}{hint}", describe(&e)),
+            }
         })
     }
 
@@ -145,6 +152,12 @@ impl Renderer {
                     out.insert(name, item);
                 }
                 *v = Value::Object(out);
+            }
+            // A list holds EnvVar objects: the operator's nested rendering reaches only
+            // their `name` and `value` (not `valueFrom`).
+            "env_vars" => {
+                self.render_nested(v, &path, &["name"], problems);
+                self.render_nested(v, &path, &["value"], problems);
             }
             "volumes" => {
                 self.render_nested(v, &path, &["name"], problems);
@@ -223,6 +236,21 @@ mod tests {
         r.render_field("cmds", &mut v, &mut problems);
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].path.to_string(), "cmds[1]");
+    }
+
+    #[test]
+    fn env_var_objects_render_name_and_value_only() {
+        let r = renderer();
+        let mut v = json!([{"name": "{{ task_id }}", "value": "{{ ds }}"},
+                           {"name": "B", "valueFrom": {"fieldRef": {"fieldPath": "{{ literal }}"}}}]);
+        let mut problems = Vec::new();
+        r.render_field("env_vars", &mut v, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(v[0], json!({"name": "t1", "value": "2016-01-01"}));
+        assert_eq!(
+            v[1]["valueFrom"]["fieldRef"]["fieldPath"],
+            json!("{{ literal }}")
+        );
     }
 
     #[test]
