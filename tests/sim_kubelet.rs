@@ -1284,3 +1284,52 @@ async fn restart_policy_always_restarts_completed_containers() {
         (json!(0), json!("Completed"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_bound_pods_count_and_freed_resources_schedule_waiting_pods() {
+    let sim = Sim::with(Config {
+        cpu: "2".into(),
+        ..Config::default()
+    });
+    let pod = |name: &str| {
+        format!(
+            "metadata: {{name: {name}}}
+spec:
+  containers:
+  - {{name: main, image: busybox:1.36, command: [sleep, '1000'], resources: {{requests: {{cpu: 1500m}}}}}}"
+        )
+    };
+    sim.pod(&pod("first"));
+    sim.pod(&pod("second"));
+    let p = sim.wait("second", |p| !conditions(p).is_empty()).await;
+    assert_eq!(
+        conditions(&p),
+        [cond(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: 1 Insufficient cpu. \
+             preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )]
+    );
+    sim.wait("first", is_phase("Running")).await;
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    sim.store
+        .delete(Kind::Pod, NS, "first", &opts)
+        .expect("delete");
+    let p = sim.wait("second", is_phase("Running")).await;
+    assert_eq!(p["spec"]["nodeName"], "podrun-sim");
+    assert_eq!(
+        sim.reasons("second"),
+        [
+            "FailedScheduling",
+            "Scheduled",
+            "Pulled",
+            "Created",
+            "Started"
+        ]
+    );
+}

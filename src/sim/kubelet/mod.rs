@@ -370,6 +370,15 @@ impl Loop {
             // and this is one of its own last writes: nothing to run.
             return;
         }
+        self.start_worker(pod);
+    }
+
+    /// Starts the pod worker for a pod bound to this node.
+    fn start_worker(&mut self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if self.workers.contains_key(&uid) {
+            return;
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         self.workers.insert(
             uid.clone(),
@@ -398,11 +407,22 @@ impl Loop {
         match schedule::schedule(pod, &self.sh.node, &self.usage) {
             Ok(()) => {
                 self.unschedulable.remove(&uid);
-                if store.bind_pod(&ns, &name, &uid, &self.sh.node.name).is_ok() {
+                if let Ok(bound) = store.bind_pod(&ns, &name, &uid, &self.sh.node.name) {
                     let msg = format!("Successfully assigned {ns}/{name} to {}", self.sh.node.name);
                     let mut ev = EventRecord::normal(&involved, "Scheduled", &msg);
                     ev.component = "default-scheduler".into();
                     let _ = store.record_event(ev);
+                    // Count it at once (the next pod may be scheduled before this
+                    // binding's MODIFIED comes back), and start it without waiting for that.
+                    let req =
+                        schedule::pod_requests(pod.spec.as_ref().unwrap_or(&Default::default()));
+                    if !self.bound.contains_key(&uid) {
+                        self.usage.add(&req);
+                        self.bound.insert(uid.clone(), req);
+                    }
+                    if let Ok(p) = serde_json::from_value::<Pod>(bound) {
+                        self.start_worker(p);
+                    }
                 }
             }
             Err(u) => {
