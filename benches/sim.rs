@@ -36,27 +36,35 @@ fn phase(p: &Pod) -> Option<&str> {
     p.status.as_ref().and_then(|s| s.phase.as_deref())
 }
 
-/// Create a pod and wait (by watch) until it is Running.
+/// Create a pod and wait (by watch) until it is Running; like a real client, re-watch
+/// from the last seen resourceVersion when the server ends a watch.
 async fn create_running(pods: &Api<Pod>, name: &str) {
     let created = pods
-        .create(&PostParams::default(), &pod(name, 300))
+        .create(&PostParams::default(), &pod(name, 600))
         .await
         .expect("create");
-    let rv = created.metadata.resource_version.clone().expect("rv");
+    let mut rv = created.metadata.resource_version.clone().expect("rv");
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={name}"))
-        .timeout(60);
-    let mut s = pods.watch(&wp, &rv).await.expect("watch").boxed();
-    while let Some(ev) = s.try_next().await.expect("watch event") {
-        if let WatchEvent::Modified(p) | WatchEvent::Added(p) = ev {
-            match phase(&p) {
-                Some("Running") => return,
-                Some("Failed") => panic!("pod failed: {:?}", p.status),
-                _ => {}
+        .timeout(290);
+    loop {
+        let mut s = pods.watch(&wp, &rv).await.expect("watch").boxed();
+        while let Some(ev) = s.try_next().await.expect("watch event") {
+            match ev {
+                WatchEvent::Modified(p) | WatchEvent::Added(p) => {
+                    match phase(&p) {
+                        Some("Running") => return,
+                        Some("Failed") => panic!("pod failed: {:?}", p.status),
+                        _ => {}
+                    }
+                    rv = p.metadata.resource_version.clone().unwrap_or(rv);
+                }
+                WatchEvent::Bookmark(b) => rv = b.metadata.resource_version,
+                WatchEvent::Deleted(_) => panic!("{name} deleted"),
+                WatchEvent::Error(e) => panic!("watch error for {name}: {e:?}"),
             }
         }
     }
-    panic!("watch ended before {name} was Running");
 }
 
 #[divan::bench(sample_count = 30, sample_size = 1)]
@@ -81,7 +89,12 @@ fn create_to_running(bencher: divan::Bencher) {
 fn api_create_pod(bencher: divan::Bencher) {
     let rt = rt();
     let (sim, pods) = rt.block_on(async {
-        let sim = Sim::start(Config::default()).await.expect("sim");
+        let sim = Sim::start(Config {
+            kubelet: None,
+            ..Config::default()
+        })
+        .await
+        .expect("sim");
         let client = sim.client().await.expect("client");
         (sim, Api::<Pod>::namespaced(client, "default"))
     });
@@ -114,17 +127,34 @@ fn rss_kib(pid: u32) -> u64 {
 /// 500 sleeping pods, one watch each, against a `podrun sim` process; reports its RSS.
 #[divan::bench(sample_count = 1, sample_size = 1)]
 fn pods_500_with_watches() {
-    const PODS: usize = 500;
+    // SIM_BENCH_PODS overrides the count (e.g. for a quick run on a small machine). Under
+    // `cargo test --all-targets` (no `--bench` argument) divan runs each benchmark once as a
+    // smoke test: 20 pods then, so the test suite stays light.
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let pods_wanted: usize = std::env::var("SIM_BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if bench_mode { 500 } else { 20 });
     let rt = rt();
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_podrun"))
         .args(["sim", "--kubeconfig"])
         .arg(&kubeconfig)
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("podrun sim");
     let pid = child.id();
+    // Stops the simulator (like Ctrl-C) even if the benchmark panics.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(child);
     rt.block_on(async {
         for _ in 0..100 {
             if kubeconfig.exists() {
@@ -137,8 +167,9 @@ fn pods_500_with_watches() {
         let client = Client::try_from(cfg).expect("client");
         let pods: Api<Pod> = Api::namespaced(client, "default");
         let idle_rss = rss_kib(pid);
+        eprintln!("simulator pid {pid}, kubeconfig {}", kubeconfig.display());
         let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..PODS {
+        for i in 0..pods_wanted {
             let pods = pods.clone();
             tasks.spawn(async move { create_running(&pods, &format!("many-{i}")).await });
         }
@@ -146,6 +177,9 @@ fn pods_500_with_watches() {
         while let Some(r) = tasks.join_next().await {
             r.expect("pod reached Running with its watch open");
             ok += 1;
+            if ok % 50 == 0 {
+                eprintln!("{ok} pods Running, simulator RSS {} KiB", rss_kib(pid));
+            }
         }
         let running = pods
             .list(&ListParams::default().fields("status.phase=Running"))
@@ -154,14 +188,8 @@ fn pods_500_with_watches() {
             .items
             .len();
         println!(
-            "pods_500_with_watches: {ok}/{PODS} watches saw Running, {running} pods Running; simulator RSS idle {idle_rss} KiB, with {PODS} pods {} KiB",
+            "pods_500_with_watches: {ok}/{pods_wanted} watches saw Running, {running} pods Running; simulator RSS idle {idle_rss} KiB, with {pods_wanted} pods {} KiB",
             rss_kib(pid)
         );
     });
-    // The simulator stops its pods on SIGINT like Ctrl-C.
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    let _ = child.wait();
 }

@@ -14,10 +14,18 @@ use kube::runtime::watcher;
 use kube::Client;
 use podrun::sim::faults::{Fault, FaultKind};
 use podrun::sim::{Config, Sim};
+
+/// The API server alone: pods stay unscheduled and Pending, deletes are immediate.
+fn api_only() -> Config {
+    Config {
+        kubelet: None,
+        ..Config::default()
+    }
+}
 use serde_json::{json, Value};
 
 async fn start() -> (Sim, Client) {
-    let sim = Sim::start(Config::default()).await.expect("sim starts");
+    let sim = Sim::start(api_only()).await.expect("sim starts");
     let client = sim.client().await.expect("client from kubeconfig");
     (sim, client)
 }
@@ -76,6 +84,13 @@ async fn kubeconfig_is_private_and_token_required() {
         (s.code, s.reason.as_str(), s.message.as_str()),
         (401, "Unauthorized", "Unauthorized")
     );
+    // A wrong token is refused the same way.
+    let mut cfg = kube::Config::new(sim.base_url().parse().expect("url"));
+    cfg.root_cert = Some(vec![pem_to_der(sim.ca_pem())]);
+    cfg.auth_info.token = Some(format!("{}x", sim.token()).into());
+    let wrong = Client::try_from(cfg).expect("client");
+    let err = wrong.apiserver_version().await.expect_err("401");
+    assert_eq!(api_err(err).code, 401);
 }
 
 fn pem_to_der(pem: &str) -> Vec<u8> {
@@ -723,6 +738,7 @@ async fn watch_streams_replays_and_expires() {
 #[tokio::test]
 async fn watch_selector_transitions_and_bookmarks() {
     let sim = Sim::start(Config {
+        kubelet: None,
         bookmark_interval: Duration::from_millis(200),
         ..Config::default()
     })
@@ -1470,4 +1486,393 @@ async fn podrun_sim_cli_prints_kubeconfig_and_stops_on_ctrl_c() {
         .expect("podrun sim");
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown fault kind \"nope\""));
+}
+
+// ---- With the process kubelet: logs, exec, graceful delete, log/exec/evict faults ----
+
+async fn start_kubelet() -> (Sim, Client) {
+    let sim = Sim::start(Config::default())
+        .await
+        .expect("sim with kubelet starts");
+    let client = sim.client().await.expect("client");
+    (sim, client)
+}
+
+fn sh_pod(name: &str, script: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 2,
+                 "containers": [{"name": "base", "image": "busybox", "command": ["sh", "-c", script]}]}
+    }))
+    .expect("pod literal")
+}
+
+async fn wait_phase(pods: &Api<Pod>, name: &str, want: &str) -> Pod {
+    let cond = move |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.phase.as_deref())
+            == Some(want)
+    };
+    let p = tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(pods.clone(), name, cond),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name} did not reach {want}"))
+    .expect("await condition");
+    p.expect("pod exists")
+}
+
+#[tokio::test]
+async fn log_stream_follows_until_exit() {
+    use futures::AsyncBufReadExt;
+    let (_sim, client) = start_kubelet().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(
+        &PostParams::default(),
+        &sh_pod("follow", "echo first; sleep 1; echo second"),
+    )
+    .await
+    .expect("create");
+    wait_phase(&pods, "follow", "Running").await;
+    let stream = pods
+        .log_stream(
+            "follow",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("stream");
+    let lines: Vec<String> =
+        tokio::time::timeout(Duration::from_secs(15), stream.lines().try_collect())
+            .await
+            .expect("follow ends when the container exits")
+            .expect("lines");
+    assert_eq!(lines, ["first", "second"]);
+}
+
+#[tokio::test]
+async fn logs_need_a_container_name_and_a_started_container() {
+    let sim = Sim::start(Config {
+        kubelet: Some(podrun::sim::kubelet::Config {
+            image_pull_failures: vec!["*missing*".into()],
+            ..Default::default()
+        }),
+        ..Config::default()
+    })
+    .await
+    .expect("sim");
+    let pods: Api<Pod> = Api::namespaced(sim.client().await.expect("client"), "default");
+    let two: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "two"}, "spec": {"containers": [
+        {"name": "a", "image": "busybox", "command": ["sleep", "30"]},
+        {"name": "b", "image": "busybox", "command": ["sleep", "30"]}]}}))
+        .expect("pod");
+    pods.create(&PostParams::default(), &two)
+        .await
+        .expect("create");
+    wait_phase(&pods, "two", "Running").await;
+    let s = api_err(
+        pods.logs("two", &LogParams::default())
+            .await
+            .expect_err("ambiguous"),
+    );
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            400,
+            "a container name must be specified for pod two, choose one of: [a b]"
+        )
+    );
+    pods.logs(
+        "two",
+        &LogParams {
+            container: Some("b".into()),
+            ..LogParams::default()
+        },
+    )
+    .await
+    .expect("named container");
+
+    let missing: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "noimg"}, "spec": {"containers": [
+        {"name": "base", "image": "registry.local/missing:1", "command": ["true"]}]}}),
+    )
+    .expect("pod");
+    pods.create(&PostParams::default(), &missing)
+        .await
+        .expect("create");
+    let cond = |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref())
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.state.as_ref().and_then(|s| s.waiting.as_ref()).is_some())
+            })
+    };
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(pods.clone(), "noimg", cond),
+    )
+    .await
+    .expect("waiting status")
+    .expect("condition");
+    let s = api_err(
+        pods.logs("noimg", &LogParams::default())
+            .await
+            .expect_err("waiting"),
+    );
+    assert_eq!(s.code, 400);
+    assert!(
+        s.message
+            .starts_with("container \"base\" in pod \"noimg\" is waiting to start: "),
+        "{}",
+        s.message
+    );
+}
+
+#[tokio::test]
+async fn kubelet_pod_exec_streams_and_reports_exit_codes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_sim, client) = start_kubelet().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &sh_pod("ex", "sleep 60"))
+        .await
+        .expect("create");
+    wait_phase(&pods, "ex", "Running").await;
+
+    let mut p = pods
+        .exec(
+            "ex",
+            ["sh", "-c", "echo out; echo err >&2; exit 3"],
+            &AttachParams::default().stderr(true),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    p.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let mut err = String::new();
+    p.stderr()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .await
+        .expect("read");
+    let status = p.take_status().expect("status").await.expect("status sent");
+    assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    let cause = &status.details.expect("details").causes.expect("causes")[0];
+    assert_eq!(
+        (cause.reason.as_deref(), cause.message.as_deref()),
+        (Some("ExitCode"), Some("3"))
+    );
+    p.join().await.expect("join");
+
+    let mut p = pods
+        .exec(
+            "ex",
+            ["cat"],
+            &AttachParams::default().stdin(true).stderr(false),
+        )
+        .await
+        .expect("exec with stdin");
+    let mut stdin = p.stdin().expect("stdin");
+    stdin.write_all(b"hello stdin").await.expect("write");
+    // Shutting the writer down sends the v5 close for stdin: cat sees EOF.
+    stdin.shutdown().await.expect("close stdin");
+    drop(stdin);
+    let mut out = String::new();
+    p.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    assert_eq!(out, "hello stdin");
+    let status = p.take_status().expect("status").await.expect("status");
+    assert_eq!(status.status.as_deref(), Some("Success"));
+}
+
+#[tokio::test]
+async fn graceful_delete_with_kubelet_ends_in_deleted() {
+    let (_sim, client) = start_kubelet().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &sh_pod("gd", "sleep 60"))
+        .await
+        .expect("create");
+    let p = wait_phase(&pods, "gd", "Running").await;
+    let uid = p.metadata.uid.expect("uid");
+    let marked = pods
+        .delete("gd", &DeleteParams::default())
+        .await
+        .expect("delete")
+        .left()
+        .expect("graceful");
+    assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(2));
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(
+            pods.clone(),
+            "gd",
+            kube::runtime::wait::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .expect("kubelet finished the delete")
+    .expect("condition");
+}
+
+#[tokio::test]
+async fn exec_handshake_fault_and_eviction_fault() {
+    let (sim, client) = start_kubelet().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &sh_pod("fx", "sleep 60"))
+        .await
+        .expect("create");
+    wait_phase(&pods, "fx", "Running").await;
+    sim.faults().add(Fault::new(FaultKind::FailExec).times(1));
+    assert!(pods
+        .exec("fx", ["true"], &AttachParams::default())
+        .await
+        .is_err());
+    assert_eq!(sim.fault_counts().get("fail_exec"), Some(&1));
+
+    sim.faults()
+        .add(Fault::new(FaultKind::EvictRunning).path("default/victim"));
+    pods.create(&PostParams::default(), &sh_pod("victim", "sleep 60"))
+        .await
+        .expect("create");
+    let p = tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(pods.clone(), "victim", |p: Option<&Pod>| {
+            p.is_none_or(|p| p.metadata.deletion_timestamp.is_some())
+        }),
+    )
+    .await
+    .expect("evicted")
+    .expect("condition");
+    if let Some(p) = p {
+        let conds = p.status.and_then(|s| s.conditions).unwrap_or_default();
+        assert!(conds.iter().any(|c| c.type_ == "DisruptionTarget"));
+    }
+    assert_eq!(sim.fault_counts().get("evict"), Some(&1));
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_terminating_namespaces() {
+    let (sim, client) = start().await;
+    let big = "x".repeat(4 * 1024 * 1024);
+    let body = json!({"metadata": {"name": "big"}, "data": {"k": big}}).to_string();
+    let (code, s) = raw(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (code, s["reason"].as_str()),
+        (413, Some("RequestEntityTooLarge"))
+    );
+
+    // A namespace whose pods are still terminating refuses new content with 403.
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "going"}})).expect("ns"),
+    )
+    .await
+    .expect("ns");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "going");
+    let p = pods
+        .create(&PostParams::default(), &pod("stay"))
+        .await
+        .expect("pod");
+    sim.store()
+        .bind_pod(
+            "going",
+            "stay",
+            p.metadata.uid.as_deref().expect("uid"),
+            "sim-node",
+        )
+        .expect("bind");
+    ns.delete("going", &DeleteParams::default())
+        .await
+        .expect("delete ns");
+    let phase = ns
+        .get("going")
+        .await
+        .expect("still there")
+        .status
+        .and_then(|s| s.phase);
+    assert_eq!(phase.as_deref(), Some("Terminating"));
+    let s = api_err(
+        pods.create(&PostParams::default(), &pod("late"))
+            .await
+            .expect_err("403"),
+    );
+    assert_eq!(s.code, 403);
+    assert_eq!(s.message, "pods \"late\" is forbidden: unable to create new content in namespace going because it is being terminated");
+    // Once the kubelet's part is done, the namespace goes.
+    sim.store()
+        .finalize_pod_delete("going", "stay", p.metadata.uid.as_deref().expect("uid"))
+        .expect("finalize");
+    assert_eq!(api_err(ns.get("going").await.expect_err("gone")).code, 404);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_watches() {
+    let (sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let rv = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let s = pods
+        .watch(&WatchParams::default().timeout(300), &rv)
+        .await
+        .expect("watch");
+    let dir = sim.dir().to_path_buf();
+    let collect = tokio::spawn(async move { s.collect::<Vec<_>>().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sim.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(5), collect)
+        .await
+        .expect("watch ended with the sim")
+        .expect("task");
+    assert!(!dir.exists(), "temp dir removed");
+}
+
+#[tokio::test]
+async fn dry_run_create_stores_nothing() {
+    let (_sim, client) = start().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let pp = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let p = pods.create(&pp, &pod("dry")).await.expect("dry-run create");
+    assert_eq!(
+        p.spec.expect("spec").dns_policy.as_deref(),
+        Some("ClusterFirst")
+    );
+    assert!(p.metadata.resource_version.is_none());
+    assert_eq!(
+        api_err(pods.get("dry").await.expect_err("not stored")).code,
+        404
+    );
+    let s = api_err(
+        pods.create(&pp, &pod("Bad_Name"))
+            .await
+            .expect_err("still validated"),
+    );
+    assert_eq!(s.code, 422);
 }

@@ -7,6 +7,14 @@ use std::process::Output;
 use std::time::Duration;
 
 use podrun::sim::{Config, Sim};
+
+/// The API server alone: pods stay unscheduled and Pending, deletes are immediate.
+fn api_only() -> Config {
+    Config {
+        kubelet: None,
+        ..Config::default()
+    }
+}
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -42,7 +50,7 @@ async fn ok(sim: &Sim, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn kubectl_create_get_delete() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let pod = data("pod.yaml");
     let pod = pod.to_str().expect("utf-8 path");
     assert_eq!(
@@ -106,7 +114,7 @@ async fn kubectl_create_get_delete() {
 
 #[tokio::test]
 async fn kubectl_typed_creates_and_namespaces() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     assert_eq!(
         ok(&sim, &["create", "namespace", "team"]).await.trim(),
         "namespace/team created"
@@ -168,7 +176,7 @@ async fn kubectl_typed_creates_and_namespaces() {
 
 #[tokio::test]
 async fn kubectl_get_watch_follows_changes() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let pod = data("pod.yaml");
     let mut child = Command::new("kubectl")
         .args([
@@ -233,7 +241,7 @@ async fn python(sim: &Sim, script: &str) -> Value {
 
 #[tokio::test]
 async fn python_client_crud_errors_and_watch() {
-    let sim = Sim::start(Config::default()).await.expect("sim");
+    let sim = Sim::start(api_only()).await.expect("sim");
     let got = python(&sim, "api.py").await;
     assert_eq!(
         got["namespaces"],
@@ -336,4 +344,111 @@ async fn python_client_logs_and_exec_stream() {
     assert_eq!(got["exec_stderr"], "exec-err\n");
     assert_eq!(got["exec_code"], 4);
     assert_eq!(got["stdin_echo"], "from python\n");
+}
+
+#[tokio::test]
+async fn kubectl_with_the_process_kubelet() {
+    let sim = Sim::start(Config::default())
+        .await
+        .expect("sim with kubelet");
+    let ticker = data("ticker.yaml");
+    ok(
+        &sim,
+        &[
+            "create",
+            "-f",
+            ticker.to_str().expect("path"),
+            "--validate=false",
+        ],
+    )
+    .await;
+    assert_eq!(
+        ok(
+            &sim,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "pod/ticker",
+                "--timeout=30s"
+            ]
+        )
+        .await
+        .trim(),
+        "pod/ticker condition met"
+    );
+    let wide = ok(
+        &sim,
+        &["get", "pod", "ticker", "-o", "wide", "--no-headers"],
+    )
+    .await;
+    let cols: Vec<&str> = wide.split_whitespace().collect();
+    assert_eq!(
+        (cols[1], cols[2], cols[6]),
+        ("1/1", "Running", "podrun-sim"),
+        "{wide}"
+    );
+    assert!(ok(&sim, &["get", "nodes", "-o", "name"])
+        .await
+        .contains("node/podrun-sim"));
+    let follow = kubectl(&sim, &["logs", "-f", "ticker", "--request-timeout=4s"]).await;
+    assert!(
+        String::from_utf8_lossy(&follow.stdout).starts_with("start\nmiddle\nend\n"),
+        "{}",
+        text(&follow)
+    );
+    assert_eq!(
+        ok(
+            &sim,
+            &["exec", "ticker", "--", "sh", "-c", "echo $HOSTNAME"]
+        )
+        .await,
+        "ticker\n"
+    );
+    let events = ok(
+        &sim,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=ticker",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    )
+    .await;
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(
+            events.split(' ').any(|r| r == reason),
+            "{reason} missing in {events}"
+        );
+    }
+    assert_eq!(
+        ok(&sim, &["delete", "pod", "ticker", "--timeout=30s"])
+            .await
+            .trim(),
+        "pod \"ticker\" deleted"
+    );
+    assert!(text(&kubectl(&sim, &["get", "pod", "ticker"]).await).contains("NotFound"));
+}
+
+#[tokio::test]
+async fn python_client_with_the_process_kubelet() {
+    let sim = Sim::start(Config::default())
+        .await
+        .expect("sim with kubelet");
+    let got = python(&sim, "lifecycle.py").await;
+    let phases: Vec<&str> = got["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(phases.first(), Some(&"Pending"));
+    assert!(
+        phases.contains(&"Running") && phases.last() == Some(&"Succeeded"),
+        "{phases:?}"
+    );
+    assert_eq!(got["exec_stdout"], "from-exec\n");
+    assert_eq!(got["exec_code"], 2);
+    assert_eq!(got["follow"], "py-a\npy-b\n");
 }

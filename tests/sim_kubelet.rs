@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use podrun::sim::containers::Lookup;
 use podrun::sim::kubelet::{Config, Kubelet};
 use podrun::sim::runtime::{logs, Runtime};
 use podrun::sim::store::{self, ChangeType, DeleteOptions, Since, Store};
@@ -1063,5 +1064,272 @@ spec:
             "0/1 nodes are available: persistentvolumeclaim \"data\" not found. \
              preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
         )]
+    );
+}
+
+// ---- Over HTTPS: the API server with this kubelet behind it, driven by kube-rs ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_sees_the_lifecycle_logs_exec_and_the_node() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use kube::api::{Api, AttachParams, LogParams, PostParams};
+    use kube::runtime::wait::{await_condition, conditions};
+    use tokio::io::AsyncReadExt;
+
+    // The simulator starts this kubelet itself, wired to its logs/exec endpoints and
+    // with its address and token for in-cluster clients.
+    let sim = podrun::sim::Sim::start(podrun::sim::Config::default())
+        .await
+        .expect("sim starts");
+    let client = sim.client().await.expect("client");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes
+        .get("podrun-sim")
+        .await
+        .expect("the kubelet registered its node");
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("kubernetes.io/os").map(String::as_str),
+        Some("linux")
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let job: Pod = serde_yaml_ng::from_str(
+        "metadata: {name: job}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: base, image: busybox:1.36, command: [sh, -c, 'echo one; echo two'], env: [{name: X, value: '1'}]}",
+    )
+    .expect("pod yaml");
+    pods.create(&PostParams::default(), &job)
+        .await
+        .expect("create");
+    let p = tokio::time::timeout(
+        Duration::from_secs(20),
+        await_condition(pods.clone(), "job", |p: Option<&Pod>| {
+            p.and_then(|p| p.status.as_ref())
+                .and_then(|s| s.phase.as_deref())
+                == Some("Succeeded")
+        }),
+    )
+    .await
+    .expect("in time")
+    .expect("watch")
+    .expect("pod");
+    let cs = &p
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.clone())
+        .unwrap_or_default()[0];
+    assert_eq!(
+        cs.state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(|t| t.exit_code),
+        Some(0)
+    );
+    let logs = pods.logs("job", &LogParams::default()).await.expect("logs");
+    assert_eq!(logs, "one\ntwo\n");
+
+    let svc: Pod = serde_yaml_ng::from_str(
+        "metadata: {name: svc}
+spec:
+  containers:
+  - {name: base, image: busybox:1.36, command: [sh, -c, 'echo ready; exec sleep 600'], env: [{name: GREETING, value: hi}]}",
+    )
+    .expect("pod yaml");
+    pods.create(&PostParams::default(), &svc)
+        .await
+        .expect("create");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        await_condition(pods.clone(), "svc", conditions::is_pod_running()),
+    )
+    .await
+    .expect("in time")
+    .expect("watch");
+    // Exec once the entrypoint runs (the runtime's start returns as PID 1 appears).
+    let mut lines = pods
+        .log_stream(
+            "svc",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("log stream")
+        .lines();
+    use futures::AsyncBufReadExt;
+    let first = futures::TryStreamExt::try_next(&mut lines)
+        .await
+        .expect("log line");
+    assert_eq!(first.as_deref(), Some("ready"));
+    let mut exec = pods
+        .exec(
+            "svc",
+            ["sh", "-c", "echo $GREETING $HOSTNAME; cat /var/run/secrets/kubernetes.io/serviceaccount/namespace"],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    exec.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let status = exec.take_status().expect("status").await;
+    assert_eq!(out, "hi svc\ndefault", "{status:?}");
+    exec.join().await.expect("join");
+
+    // In-cluster access: the kubernetes service variables, token and CA reach the sim.
+    let script = "SA=/var/run/secrets/kubernetes.io/serviceaccount; \
+        curl -sf --cacert $SA/ca.crt -H \"Authorization: Bearer $(cat $SA/token)\" \
+        https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/namespaces/$(cat $SA/namespace)/pods/svc \
+        | grep -o '\"phase\": *\"Running\"'";
+    let mut exec = pods
+        .exec(
+            "svc",
+            ["sh", "-c", script],
+            &AttachParams::default().stderr(false),
+        )
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    exec.stdout()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    let status = exec.take_status().expect("status").await;
+    assert_eq!(
+        out.replace(' ', ""),
+        "\"phase\":\"Running\"\n",
+        "{status:?}"
+    );
+    exec.join().await.expect("join");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_with_grace_zero_kills_at_once() {
+    let sim = Sim::new();
+    sim.pod("metadata: {name: now}\nspec: {containers: [{name: main, image: busybox:1.36, command: [sleep, '1000']}]}");
+    sim.wait("now", is_phase("Running")).await;
+    let run = sim
+        .kubelet
+        .registry()
+        .lookup(NS, "now", "main", false)
+        .expect("registered");
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    sim.store
+        .delete(Kind::Pod, NS, "now", &opts)
+        .expect("delete");
+    let exit = tokio::time::timeout(Duration::from_secs(5), run.container.wait())
+        .await
+        .expect("the process is killed at once");
+    assert_eq!(exit.code, 137);
+    assert!(sim.reasons("now").contains(&"Killing".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_pod_that_never_started_reports_unknown_container_status() {
+    let sim = Sim::with(Config {
+        image_pull_failures: vec!["*missing*".into()],
+        ..Config::default()
+    });
+    sim.pod("metadata: {name: stuck}\nspec: {containers: [{name: main, image: 'missing:1', command: ['true']}]}");
+    sim.wait("stuck", |p| waiting_reason(p, "main") == "ErrImagePull")
+        .await;
+    sim.store
+        .delete(Kind::Pod, NS, "stuck", &DeleteOptions::default())
+        .expect("delete");
+    let seen = sim.until("stuck", |_| false).await;
+    let (change, last) = seen.last().expect("deleted");
+    assert_eq!(*change, ChangeType::Deleted);
+    assert_eq!(phase(last), "Failed");
+    let t = &container(last, "main")["state"]["terminated"];
+    assert_eq!(
+        (
+            t["exitCode"].clone(),
+            t["reason"].clone(),
+            t["message"].clone()
+        ),
+        (
+            json!(137),
+            json!("ContainerStatusUnknown"),
+            json!("The container could not be located when the pod was terminated")
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policy_always_restarts_completed_containers() {
+    let sim = Sim::with(Config {
+        crash_loop_backoff: Duration::from_millis(100),
+        ..Config::default()
+    });
+    sim.pod("metadata: {name: again}\nspec: {containers: [{name: main, image: busybox:1.36, command: [sh, -c, 'sleep 0.1']}]}");
+    let p = sim
+        .wait("again", |p| container(p, "main")["restartCount"] == 2)
+        .await;
+    assert_eq!(phase(&p), "Running");
+    let last = &container(&p, "main")["lastState"]["terminated"];
+    assert_eq!(
+        (last["exitCode"].clone(), last["reason"].clone()),
+        (json!(0), json!("Completed"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_of_bound_pods_count_and_freed_resources_schedule_waiting_pods() {
+    let sim = Sim::with(Config {
+        cpu: "2".into(),
+        ..Config::default()
+    });
+    let pod = |name: &str| {
+        format!(
+            "metadata: {{name: {name}}}
+spec:
+  containers:
+  - {{name: main, image: busybox:1.36, command: [sleep, '1000'], resources: {{requests: {{cpu: 1500m}}}}}}"
+        )
+    };
+    sim.pod(&pod("first"));
+    sim.pod(&pod("second"));
+    let p = sim.wait("second", |p| !conditions(p).is_empty()).await;
+    assert_eq!(
+        conditions(&p),
+        [cond(
+            "PodScheduled",
+            "False",
+            "Unschedulable",
+            "0/1 nodes are available: 1 Insufficient cpu. \
+             preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+        )]
+    );
+    sim.wait("first", is_phase("Running")).await;
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    sim.store
+        .delete(Kind::Pod, NS, "first", &opts)
+        .expect("delete");
+    let p = sim.wait("second", is_phase("Running")).await;
+    assert_eq!(p["spec"]["nodeName"], "podrun-sim");
+    assert_eq!(
+        sim.reasons("second"),
+        [
+            "FailedScheduling",
+            "Scheduled",
+            "Pulled",
+            "Created",
+            "Started"
+        ]
     );
 }

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use podrun::sim::runtime::{
     logs, Container, ContainerConfig, Error, ExecConfig, LogOptions, LogProgress, Mount, Runtime,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 /// A runtime in a fresh temp dir, plus a place for volumes and logs.
 struct Bed {
@@ -400,6 +400,48 @@ from-main
     assert!(out == big_in, "5 MiB round trip differs");
     big_in.clear();
 
+    // Env and working dir can be overridden per exec.
+    let mut p = c
+        .exec(ExecConfig {
+            argv: ["sh", "-c", "echo \"$Z|$GREETING|$(pwd)\""]
+                .map(String::from)
+                .into(),
+            env: Some(vec![("Z".into(), "9".into())]),
+            working_dir: Some("/usr/share".into()),
+            tty: false,
+        })
+        .await
+        .expect("exec");
+    let mut out = String::new();
+    p.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .await
+        .expect("read");
+    assert_eq!(
+        (p.wait().await.expect("wait"), out.as_str()),
+        (0, "9||/usr/share\n")
+    );
+    let err = c
+        .exec(ExecConfig {
+            argv: vec!["true".into()],
+            working_dir: Some("/nope".into()),
+            ..Default::default()
+        })
+        .await
+        .err();
+    assert!(matches!(err, Some(Error::InvalidConfig { .. })), "{err:?}");
+    let err = c
+        .exec(ExecConfig {
+            argv: vec!["true".into()],
+            tty: true,
+            ..Default::default()
+        })
+        .await
+        .err();
+    assert!(matches!(err, Some(Error::TtyUnsupported)), "{err:?}");
+
     // A missing executable in exec is the same distinct error.
     let err = c
         .exec(ExecConfig {
@@ -673,7 +715,17 @@ async fn two_hundred_thousand_lines_survive_capture_and_read() {
     assert_eq!(code, 0);
     let mut stdout_lines: Vec<u32> = Vec::with_capacity(200_000);
     let mut stderr_lines = 0;
-    for r in records(&log) {
+    let recs = records(&log);
+    // Each record is stamped when written (like containerd, per line): in file order the
+    // stamps never go back, and lines of one read are not all given one stamp.
+    assert!(recs.windows(2).all(|w| w[0].0 <= w[1].0));
+    let distinct: std::collections::HashSet<&str> = recs.iter().map(|r| r.0.as_str()).collect();
+    assert!(
+        distinct.len() > recs.len() / 2,
+        "{} distinct stamps",
+        distinct.len()
+    );
+    for r in recs {
         assert_eq!(r.2, "F");
         match r.1.as_str() {
             "stdout" => stdout_lines.push(r.3.parse().expect("number")),
@@ -783,4 +835,235 @@ async fn dropping_an_exec_kills_its_command_and_file_mounts_work() {
     assert!(c.try_exit().is_none(), "the container itself keeps running");
     c.kill_all().expect("kill");
     assert_eq!(c.wait().await.code, 137);
+}
+
+/// Run by `unprivileged_users_get_user_namespace_isolation` as uid 65534; skipped otherwise.
+#[tokio::test]
+async fn child_as_unprivileged_user() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_none() {
+        return;
+    }
+    assert!(!nix::unistd::geteuid().is_root());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = match Runtime::new(dir.path().join("rt")) {
+        Ok(rt) => rt,
+        Err(e @ Error::IsolationUnavailable(_)) => {
+            // Allowed outcome on kernels without unprivileged user namespaces, as long as
+            // the error says what is missing.
+            assert!(e.to_string().contains("user namespace"), "{e}");
+            println!("ISOLATION-UNAVAILABLE");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        rt.isolation(),
+        podrun::sim::runtime::Isolation::UserNamespace
+    );
+    let mut cfg = ContainerConfig {
+        id: "u".into(),
+        argv: ["sh", "-c", "echo $$ $(id -u) $(hostname); [ -e /work ] || echo hidden; echo ready; exec sleep 1000"]
+            .map(String::from)
+            .into(),
+        env: vec![],
+        working_dir: None,
+        mounts: vec![],
+        hostname: "upod".into(),
+        log_path: dir.path().join("u.log"),
+    };
+    cfg.env.push(("X".into(), "1".into()));
+    let log = cfg.log_path.clone();
+    let c = rt.start(cfg).await.expect("start");
+    wait_for_log_line(&c, &log, "ready").await;
+    let (code, out, _) = exec_output(&c, &["sh", "-c", "echo $X; hostname"], b"").await;
+    assert_eq!((code, out.as_slice()), (0, b"1\nupod\n".as_slice()));
+    c.kill_all().expect("kill");
+    assert_eq!(c.wait().await.code, 137);
+    assert_eq!(
+        read_log(&log, LogOptions::default()).await,
+        "1 0 upod\nhidden\nready\n"
+    );
+    println!("USERNS-OK");
+}
+
+#[tokio::test]
+async fn unprivileged_users_get_user_namespace_isolation() {
+    if !nix::unistd::geteuid().is_root() || std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_some() {
+        return;
+    }
+    // Re-run this test binary's child test as nobody, from a copy nobody can read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("sim_runtime_test");
+    std::fs::copy(std::env::current_exe().expect("exe"), &exe).expect("copy");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&exe)
+        .args(["--exact", "child_as_unprivileged_user", "--nocapture"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", "/tmp")
+        .env("PODRUN_SIM_RUNTIME_CHILD", "1")
+        .output()
+        .await
+        .expect("setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && (stdout.contains("USERNS-OK") || stdout.contains("ISOLATION-UNAVAILABLE")),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run by `containers_die_with_a_killed_podrun` in a child process; skipped otherwise.
+#[tokio::test]
+async fn child_holding_a_container() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_HOLD").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = Runtime::new(dir.path().join("rt")).expect("runtime");
+    let c = rt
+        .start(ContainerConfig {
+            id: "held".into(),
+            argv: vec!["sleep".into(), "1000".into()],
+            env: vec![],
+            working_dir: None,
+            mounts: vec![],
+            hostname: "held".into(),
+            log_path: dir.path().join("held.log"),
+        })
+        .await
+        .expect("start");
+    println!("CONTAINER-PID {}", c.pid());
+    // Park until killed by the parent test.
+    std::future::pending::<()>().await;
+}
+
+/// Whether a process that is not our child exits within `timeout_ms` (pidfd poll: an
+/// event, the timeout only guards against a hang).
+async fn pid_exits_within(pid: i32, timeout_ms: i32) -> bool {
+    tokio::task::spawn_blocking(move || {
+        // SAFETY: plain syscall; a non-negative result is a new fd we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return true; // already gone (and reaped)
+        }
+        let fd = fd as i32;
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the fd is closed right after.
+        let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        // SAFETY: fd is ours and not used after this.
+        unsafe { libc::close(fd) };
+        n == 1
+    })
+    .await
+    .expect("poll task")
+}
+
+#[tokio::test]
+async fn containers_die_with_a_killed_podrun() {
+    if std::env::var_os("PODRUN_SIM_RUNTIME_HOLD").is_some()
+        || std::env::var_os("PODRUN_SIM_RUNTIME_CHILD").is_some()
+    {
+        return;
+    }
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", "child_holding_a_container", "--nocapture"])
+        .env("PODRUN_SIM_RUNTIME_HOLD", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn child test");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let pid: i32 = loop {
+        let line = lines
+            .next_line()
+            .await
+            .expect("read")
+            .expect("child printed its pid");
+        if let Some(p) = line.strip_prefix("CONTAINER-PID ") {
+            break p.trim().parse().expect("pid");
+        }
+    };
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    // SIGKILL: no destructor runs in the holder; only PR_SET_PDEATHSIG can clean up.
+    child.start_kill().expect("kill child");
+    child.wait().await.expect("reap child");
+    let state = || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        pid_exits_within(pid, 10_000).await,
+        "container PID 1 {pid} survived its runtime's process: {}",
+        state()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_containers_start_concurrently_without_crosstalk() {
+    let bed = Bed::new();
+    let starts = (0..40).map(|i| {
+        let mut cfg = bed.sh(
+            &format!("c{i}"),
+            &format!("echo $(hostname) $$ $N; exit {i}"),
+        );
+        cfg.hostname = format!("pod-{i}");
+        cfg.env = vec![("N".into(), i.to_string())];
+        let rt = bed.rt.clone();
+        async move { rt.start(cfg).await.expect("start") }
+    });
+    let containers = futures::future::join_all(starts).await;
+    for (i, c) in containers.iter().enumerate() {
+        let exit = c.wait().await;
+        assert_eq!(exit.code, i as i32);
+        let log = read_log(&bed.path(&format!("c{i}.log")), LogOptions::default()).await;
+        assert_eq!(log, format!("pod-{i} 1 {i}\n"));
+    }
+}
+
+#[test]
+fn missing_tools_and_failing_namespaces_are_reported_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nsenter = PathBuf::from("/usr/bin/nsenter");
+    let err = Runtime::with_tools(
+        dir.path().join("rt"),
+        dir.path().join("no-bwrap"),
+        nsenter.clone(),
+    )
+    .err();
+    assert!(
+        matches!(err, Some(Error::SandboxToolMissing { tool: "bwrap", .. })),
+        "{err:?}"
+    );
+    assert!(err
+        .map(|e| e.to_string())
+        .is_some_and(|m| m.contains("tools/setup-sim.sh")));
+
+    // A sandbox tool that cannot create namespaces (as in a container without
+    // CAP_SYS_ADMIN): the error carries its message and says what is needed.
+    let fake = dir.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\nexit 1\n",
+    )
+    .expect("write");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let err = Runtime::with_tools(dir.path().join("rt"), fake, nsenter).err();
+    let msg = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        matches!(err, Some(Error::IsolationUnavailable(_))),
+        "{err:?}"
+    );
+    assert!(msg.contains("Operation not permitted"), "{msg}");
+    assert!(
+        !dir.path().join("rt").exists(),
+        "nothing created on failure"
+    );
 }

@@ -42,6 +42,13 @@ pub struct Args {
     /// Refuse every exec handshake.
     #[arg(long)]
     pub fail_exec: bool,
+    /// Images whose pull fails (ErrImagePull, then ImagePullBackOff): a glob such as
+    /// `*missing*`, or a regex prefixed `re:`. Repeatable.
+    #[arg(long = "image-pull-failure", value_name = "PATTERN")]
+    pub image_pull_failures: Vec<String>,
+    /// Serve the API only: no kubelet, pods stay Pending (works without container isolation).
+    #[arg(long)]
+    pub no_kubelet: bool,
 }
 
 /// Bad command-line input.
@@ -121,15 +128,24 @@ pub fn run(args: Args) -> cli::Result {
     let rt =
         tokio::runtime::Runtime::new().map_err(|e| cli::Error::new(exit::INFRASTRUCTURE, e))?;
     rt.block_on(async move {
+        let kubelet = (!args.no_kubelet).then(|| crate::sim::kubelet::Config {
+            image_pull_failures: args.image_pull_failures.clone(),
+            ..crate::sim::kubelet::Config::default()
+        });
         let config = Config {
             port: args.port,
             kubeconfig: args.kubeconfig.clone(),
             faults,
+            kubelet,
             ..Config::default()
         };
-        let sim = Sim::start(config)
-            .await
-            .map_err(|e| cli::Error::new(exit::INFRASTRUCTURE, e))?;
+        let sim = Sim::start(config).await.map_err(|e| {
+            // Say plainly when it is isolation that is missing, and what still works.
+            if matches!(e, crate::sim::Error::Runtime(_)) {
+                eprintln!("podrun sim: containers cannot be isolated on this machine; run as root or enable unprivileged user namespaces, or use --no-kubelet to serve the API only");
+            }
+            cli::Error::new(exit::INFRASTRUCTURE, e)
+        })?;
         let path = sim.kubeconfig_path().display().to_string();
         println!("podrun sim serving {} (Ctrl-C to stop)", sim.base_url());
         println!("kubeconfig: {path}");

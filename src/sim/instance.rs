@@ -16,9 +16,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sim::containers::Lookup;
 use crate::sim::faults::{Fault, Faults, RequestCounts};
+use crate::sim::kubelet::{self, Kubelet};
+use crate::sim::runtime::Runtime;
 use crate::sim::server::{self, tls, AppState, Settings};
 use crate::sim::store::{self, Store};
-use crate::sim::{kubeconfig, ApiError};
+use crate::sim::{kubeconfig, ApiError, Kind};
 
 /// Why the simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The container runtime is unusable (no isolation, sandbox tool missing...).
+    #[error("starting the container runtime")]
+    Runtime(#[source] crate::sim::runtime::Error),
+    /// The kubelet could not start.
+    #[error("starting the kubelet")]
+    Kubelet(#[source] crate::sim::kubelet::Error),
     /// The kubeconfig could not be written.
     #[error("writing kubeconfig {path}")]
     Kubeconfig {
@@ -69,8 +77,11 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// Changes kept for watch replay (default 10000).
     pub history: usize,
+    /// The process kubelet's settings; None runs the API server alone (pods stay
+    /// Pending and unscheduled, deletes are immediate). Default: a kubelet with defaults.
+    pub kubelet: Option<kubelet::Config>,
     /// Where logs/exec find containers when no built-in kubelet runs (tests that drive
-    /// the runtime themselves).
+    /// the runtime themselves). Ignored when `kubelet` is set.
     pub containers: Option<Arc<dyn Lookup>>,
 }
 
@@ -82,6 +93,7 @@ impl std::fmt::Debug for Config {
             .field("faults", &self.faults)
             .field("bookmark_interval", &self.bookmark_interval)
             .field("history", &self.history)
+            .field("kubelet", &self.kubelet.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +106,7 @@ impl Default for Config {
             faults: Vec::new(),
             bookmark_interval: Duration::from_secs(60),
             history: store::Config::default().history,
+            kubelet: Some(kubelet::Config::default()),
             containers: None,
         }
     }
@@ -109,6 +122,7 @@ pub struct Sim {
     dir: PathBuf,
     server: Option<JoinHandle<()>>,
     evictor: JoinHandle<()>,
+    kubelet: Option<Kubelet>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -161,12 +175,32 @@ impl Sim {
         }
         let token = random_hex(32);
         let shutdown = CancellationToken::new();
+        // The kubelet first: without isolation there is no simulator (exit 6 in the CLI).
+        let mut containers = config.containers.clone();
+        let kubelet = match config.kubelet.clone() {
+            Some(mut kc) => {
+                let runtime = Runtime::new(dir.join("runtime")).map_err(Error::Runtime)?;
+                kc.root_ca_pem = pki.ca_pem.clone();
+                // In-cluster clients in pods reach this API server with the sim's token.
+                kc.api_endpoint = Some(addr);
+                kc.service_account_token = token.clone();
+                if kc.root_dir.is_none() {
+                    kc.root_dir = Some(dir.join("kubelet"));
+                }
+                let k = Kubelet::start(store.clone(), runtime, kc).map_err(Error::Kubelet)?;
+                // The node object, so `kubectl get nodes` shows where pods run.
+                let _ = store.create(Kind::Node, "", k.node_object());
+                containers = Some(k.registry() as Arc<dyn Lookup>);
+                Some(k)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
             store,
             token: token.clone(),
             faults,
             requests: Arc::new(RequestCounts::default()),
-            containers: config.containers.clone(),
+            containers,
             settings: Settings {
                 bookmark_interval: config.bookmark_interval,
                 address: addr.to_string(),
@@ -197,6 +231,7 @@ impl Sim {
             dir,
             server: Some(server),
             evictor,
+            kubelet,
         })
     }
 
@@ -255,6 +290,15 @@ impl Sim {
         server::evict(&self.state, namespace, name, None)
     }
 
+    /// Evict a running pod the kubelet's way (node pressure): phase Failed, reason
+    /// Evicted, `message`; the object stays. False without a kubelet or such a pod.
+    pub async fn evict_node_pressure(&self, namespace: &str, name: &str, message: &str) -> bool {
+        match &self.kubelet {
+            Some(k) => k.evict(namespace, name, message).await,
+            None => false,
+        }
+    }
+
     /// A kube client for this simulator (from the written kubeconfig).
     pub async fn client(&self) -> Result<kube::Client, kube::Error> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
@@ -278,6 +322,8 @@ impl Sim {
         self.evictor.abort();
         self.state.shutdown.cancel();
         self.state.store.close();
+        // Dropping the kubelet stops its pod workers; the runtime kills their processes.
+        self.kubelet = None;
         // Best effort: only our own scratch files live here.
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -298,6 +344,9 @@ async fn evict_running(state: Arc<AppState>) {
     use crate::sim::faults::FaultKind;
     use crate::sim::store::{ChangeType, Since};
     use crate::sim::Kind;
+    // Each pod (by uid) is evicted at most once, even though it stays Running while it
+    // terminates.
+    let mut evicted = std::collections::HashSet::new();
     loop {
         let Ok(mut watch) = state.store.watch(Kind::Pod, None, Since::Initial) else {
             return;
@@ -309,7 +358,8 @@ async fn evict_running(state: Arc<AppState>) {
                 .and_then(serde_json::Value::as_str)
                 == Some("Running");
             let deleting = c.object.pointer("/metadata/deletionTimestamp").is_some();
-            if c.change == ChangeType::Deleted || !running || deleting {
+            if c.change == ChangeType::Deleted || !running || deleting || evicted.contains(c.uid())
+            {
                 continue;
             }
             let key = format!("{}/{}", c.namespace, c.name);
@@ -318,6 +368,7 @@ async fn evict_running(state: Arc<AppState>) {
                 .take("evict", &key, |k| matches!(k, FaultKind::EvictRunning))
                 .is_some()
             {
+                evicted.insert(c.uid().to_string());
                 let _ = server::evict(&state, &c.namespace, &c.name, None);
             }
         }

@@ -8,7 +8,7 @@
 //! - [`status`]: [`ApiError`], every failure as the API server's `Status`.
 //! - [`selector`]: label and field selectors.
 //! - [`kind`]: the served resource kinds.
-//! - [`kubelet`]: scheduler and process kubelet (branch sim-kubelet).
+//! - [`kubelet`]: the scheduler and process kubelet (branch sim-kubelet), started by [`Sim`].
 //! - [`runtime`]: isolated container processes, CRI logs, exec (branch sim-runtime).
 //! - [`Sim`]: a running simulator (start, kubeconfig, counters, faults, shutdown).
 

@@ -47,6 +47,7 @@ pub async fn with_running_pod(
     let table = runs::new();
     let sim = Sim::start(Config {
         containers: Some(table.clone()),
+        kubelet: None,
         ..Config::default()
     })
     .await

@@ -51,6 +51,13 @@ pub struct Config {
     pub service_account_token: String,
     /// PEM written as `ca.crt` when the `kube-root-ca.crt` ConfigMap does not exist.
     pub root_ca_pem: String,
+    /// The API server's address, published to containers as the `kubernetes` service
+    /// (`KUBERNETES_SERVICE_HOST`/`_PORT`...) so in-cluster clients reach the sim.
+    /// Default: none (no service variables).
+    pub api_endpoint: Option<std::net::SocketAddr>,
+    /// A registry made before the kubelet (e.g. handed to the API server's logs/exec
+    /// endpoints first); default: a new one, see [`super::Kubelet::registry`].
+    pub registry: Option<std::sync::Arc<super::Registry>>,
 }
 
 impl Default for Config {
@@ -73,6 +80,8 @@ impl Default for Config {
             host_ip: "127.0.0.1".into(),
             service_account_token: "podrun-sim-service-account-token".into(),
             root_ca_pem: String::new(),
+            registry: None,
+            api_endpoint: None,
         }
     }
 }

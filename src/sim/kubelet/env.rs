@@ -32,6 +32,34 @@ pub struct Placement<'a> {
     pub pod_ip: &'a str,
     /// Node allocatable, the default for unset limits in `resourceFieldRef`.
     pub allocatable: &'a BTreeMap<String, Milli>,
+    /// Service variables every container starts with (the `kubernetes` service's
+    /// `KUBERNETES_SERVICE_HOST`...); the pod's own env overrides them.
+    pub service_env: &'a [(String, String)],
+}
+
+/// The variables the kubelet defines for the `kubernetes` service, pointing at `api`.
+pub fn service_env(api: std::net::SocketAddr) -> Vec<(String, String)> {
+    let (host, port) = (api.ip().to_string(), api.port());
+    let url = format!("tcp://{host}:{port}");
+    [
+        ("KUBERNETES_SERVICE_HOST", host.clone()),
+        ("KUBERNETES_SERVICE_PORT", port.to_string()),
+        ("KUBERNETES_SERVICE_PORT_HTTPS", port.to_string()),
+        ("KUBERNETES_PORT", url.clone()),
+        (&*format!("KUBERNETES_PORT_{port}_TCP"), url),
+        (
+            &*format!("KUBERNETES_PORT_{port}_TCP_PROTO"),
+            "tcp".to_string(),
+        ),
+        (
+            &*format!("KUBERNETES_PORT_{port}_TCP_PORT"),
+            port.to_string(),
+        ),
+        (&*format!("KUBERNETES_PORT_{port}_TCP_ADDR"), host),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 /// Why a container's config cannot be generated (reason `CreateContainerConfigError`).
@@ -50,7 +78,7 @@ pub fn environment(
     placement: &Placement<'_>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let mut env: Vec<(String, String)> = Vec::new();
+    let mut env: Vec<(String, String)> = placement.service_env.to_vec();
     let set = |env: &mut Vec<(String, String)>, k: String, v: String| match env
         .iter_mut()
         .find(|(name, _)| *name == k)
@@ -394,6 +422,7 @@ spec:
             host_ip: "127.0.0.1",
             pod_ip: "127.0.0.1",
             allocatable: &alloc,
+            service_env: &[],
         };
         let c = &p.spec.as_ref().expect("spec").containers[0];
         let env = environment(&p, c, &store(), &placement).expect("resolves");
@@ -436,6 +465,7 @@ spec:
             host_ip: "127.0.0.1",
             pod_ip: "127.0.0.1",
             allocatable: &alloc,
+            service_env: &[],
         };
         let cases = [
             (

@@ -2,7 +2,7 @@
 //!
 //! It watches pods through the API store exactly like any other client
 //! ([`Store::watch`]), binds schedulable pods to the node ([`Store::bind_pod`]), runs
-//! each bound pod in its own worker ([`worker`]) that starts the containers as isolated
+//! each bound pod in its own pod worker that starts the containers as isolated
 //! processes through [`crate::sim::runtime`], and writes status and Events back through
 //! the store. It never touches HTTP, and the store knows nothing of processes.
 //!
@@ -14,8 +14,9 @@
 //! let store = Store::new(store::Config::default());
 //! let runtime = Runtime::new(std::env::temp_dir().join("podrun-runtime"))?;
 //! let kubelet = kubelet::Kubelet::start(store.clone(), runtime, kubelet::Config::default())?;
-//! // Logs/exec endpoints find a pod's containers here:
-//! let run = kubelet.registry().lookup("default", "my-pod", "base", false);
+//! // Logs/exec endpoints find a pod's containers here (`containers::Lookup`):
+//! let lookup: std::sync::Arc<dyn podrun::sim::containers::Lookup> = kubelet.registry();
+//! let run = lookup.lookup("default", "my-pod", "base", false);
 //! # Ok(()) }
 //! ```
 //!
@@ -24,11 +25,16 @@
 //!
 //! # Fidelity
 //!
-//! See `docs/SIM.md` (kubelet section) and the table in [`transitions`]. In short: one
-//! node; images are always present unless they match `Config::image_pull_failures`;
-//! probes are not run (running = ready); PersistentVolumeClaims are not served, so pods
-//! using them stay Pending (`persistentvolumeclaim "x" not found`); eviction is the
-//! kubelet's node-pressure kind (the pod object stays, phase Failed, reason Evicted).
+//! | Area | Like the real scheduler/kubelet | Differs |
+//! |------|-------------------------------|---------|
+//! | Scheduling | one node (`podrun-sim`, labels `kubernetes.io/{hostname,os,arch}`); filters in plugin order: scheduling gates (`SchedulingGated`), PVCs (prefilter), taints vs tolerations, nodeSelector + required node affinity (`In NotIn Exists DoesNotExist Gt Lt`, matchFields), requests (max of init/app, sidecars, overhead, limits as requests) vs allocatable and the pods already bound; `PodScheduled=False/Unschedulable` with the `FitError` text (`0/1 nodes are available: ... preemption: ...`) and a Warning `FailedScheduling` from `default-scheduler`; retried when a bound pod ends or goes; `Scheduled` event on bind | no preemption, priorities, topology spread or pod (anti-)affinity; pods with another `schedulerName` stay unscheduled |
+//! | Images | none exist: every image is present (`Pulled "already present on machine"` for IfNotPresent/Never, `Pulling`+`Pulled "Successfully pulled ..."` for Always); names matching `Config::image_pull_failures` go `ErrImagePull` -> `ImagePullBackOff` (10s doubling to 300s) with the kubelet's events; invalid references `InvalidImageName` (`InspectFailed`); Never + failing pattern `ErrImageNeverPull` | `imageID` is a stable fake digest |
+//! | Container config | envFrom then env in order, `$(VAR)` expansion (`$$` escape, unknown kept), fieldRef (name, namespace, uid, labels/annotations[...], nodeName, serviceAccountName, hostIP(s), podIP(s)), resourceFieldRef (limits default to allocatable, divisor), secretKeyRef/configMapKeyRef (optional), `CreateContainerConfigError` with `secret "x" not found` / `couldn't find key k in Secret ns/x`, retried until the object appears; workingDir; `HOSTNAME`, `PATH`; the `kubernetes` service variables when `Config::api_endpoint` is set | no image ENTRYPOINT: a container without `command` runs its `args`, and without both is `CreateContainerError` |
+//! | Volumes | emptyDir (shared), secret, configMap (items, modes, optional), downwardAPI, projected (service-account token, `kube-root-ca.crt`, namespace), hostPath, subPath/subPathExpr, readOnly; a missing source gives `FailedMount` (`MountVolume.SetUp failed for volume ...`) and ContainerCreating, retried | files written directly (no `..data` symlink swap); PVCs are not served (pod stays Pending); other volume types fail to mount |
+//! | Lifecycle | init containers in order, native sidecars (`restartPolicy: Always`) started in order and stopped after the app containers; `Created`/`Started` events; Terminated `Completed`/`Error`/`StartError` (128) with startedAt/finishedAt; termination message from the per-container file at `terminationMessagePath` or, with `FallbackToLogsOnError`, the last 80 lines / 2048 bytes of the log; restarts per `restartPolicy` with `restartCount`, `lastState` and `CrashLoopBackOff` (first restart at once, then 10s doubling to 300s) | probes are not run: running means ready and started; no OOMKilled |
+//! | Status | phase by the kubelet's `getPhase`, conditions `PodReadyToStartContainers, Initialized, Ready, ContainersReady, PodScheduled` with their reasons/messages and kept `lastTransitionTime`, `startTime`, `hostIP(s)`/`podIP(s)` 127.0.0.1, app statuses sorted by name, `volumeMounts`, `observedGeneration`; each change is one status write | host networking: every pod has the node's IP |
+//! | Stopping | delete: `Killing "Stopping container x"`, SIGTERM, SIGKILL after the grace period, final status (waiting containers `ContainerStatusUnknown` 137), then the object is removed (DELETED); grace 0: killed at once; `activeDeadlineSeconds`: `DeadlineExceeded` (phase Failed, event); [`Kubelet::evict`]: node-pressure eviction (`Evicted`, `DisruptionTarget/TerminationByKubelet`, object kept) | no preStop hooks |
+//! | Node | registers a `v1 Node` (capacity = allocatable, Ready) | no heartbeats or leases |
 
 mod config;
 mod env;
@@ -55,7 +61,7 @@ use tokio::task::JoinSet;
 
 pub use config::{Config, Error as ConfigError, Node};
 pub use env::Objects;
-pub use registry::{Registry, Run};
+pub use registry::Registry;
 
 use crate::sim::runtime::Runtime;
 use crate::sim::store::{ChangeType, EventRecord, ObjectRef, Since, Store};
@@ -83,6 +89,9 @@ pub enum Error {
     /// Subscribing to pods failed.
     #[error("watching pods")]
     Watch(#[source] ApiError),
+    /// Creating the Node object failed.
+    #[error("registering the node")]
+    RegisterNode(#[source] ApiError),
 }
 
 /// What the workers share (read-only after start).
@@ -93,6 +102,7 @@ pub(crate) struct Shared {
     config: Config,
     root: PathBuf,
     registry: Arc<Registry>,
+    service_env: Vec<(String, String)>,
 }
 
 enum Command {
@@ -145,13 +155,24 @@ impl Kubelet {
         let watch = store
             .watch(Kind::Pod, None, Since::Initial)
             .map_err(Error::Watch)?;
+        // Node registration, as a kubelet does at start (kept if it already exists).
+        match store.create(Kind::Node, "", node_object(&node, &config)) {
+            Ok(_) => {}
+            Err(e) if e.code == 409 => {}
+            Err(e) => return Err(Error::RegisterNode(e)),
+        }
+        let registry = config.registry.clone().unwrap_or_default();
         let shared = Arc::new(Shared {
             store,
             runtime,
             node,
-            config,
             root,
-            registry: Arc::new(Registry::default()),
+            registry,
+            service_env: config
+                .api_endpoint
+                .map(env::service_env)
+                .unwrap_or_default(),
+            config,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(Loop::new(shared.clone()).run(watch, rx));
@@ -209,6 +230,8 @@ impl Drop for Kubelet {
 
 struct WorkerRef {
     tx: mpsc::UnboundedSender<Input>,
+    /// The pod's DELETED has been seen.
+    deleted: bool,
     namespace: String,
     name: String,
 }
@@ -223,6 +246,9 @@ struct Loop {
     usage: Usage,
     /// Pods waiting for a node, with the last message reported for each.
     unschedulable: BTreeMap<String, (String, String, String)>,
+    /// Pods whose worker has finished: changes still queued for them (the worker's last
+    /// status writes) must not start a new worker. Cleared by the pod's DELETED.
+    finished: std::collections::HashSet<String>,
 }
 
 impl Loop {
@@ -234,6 +260,7 @@ impl Loop {
             bound: HashMap::new(),
             usage: Usage::default(),
             unschedulable: BTreeMap::new(),
+            finished: std::collections::HashSet::new(),
         }
     }
 
@@ -262,7 +289,11 @@ impl Loop {
                 Some(cmd) = commands.recv() => self.on_command(cmd),
                 Some(done) = self.set.join_next(), if !self.set.is_empty() => {
                     if let Ok(uid) = done {
-                        self.workers.remove(&uid);
+                        let deleted = self.workers.remove(&uid).is_some_and(|w| w.deleted);
+                        if !deleted {
+                            // Its DELETED is still queued and will clear this.
+                            self.finished.insert(uid);
+                        }
                     }
                 }
             }
@@ -315,7 +346,9 @@ impl Loop {
         }
         if change == ChangeType::Deleted {
             self.unschedulable.remove(&uid);
-            if let Some(w) = self.workers.get(&uid) {
+            self.finished.remove(&uid);
+            if let Some(w) = self.workers.get_mut(&uid) {
+                w.deleted = true;
                 let _ = w.tx.send(Input::Gone);
             }
             return;
@@ -332,8 +365,18 @@ impl Loop {
             let _ = w.tx.send(Input::Updated(Box::new(pod)));
             return;
         }
-        if terminal {
-            // Finished before this kubelet saw it (or after a relist): nothing to run.
+        if terminal || self.finished.contains(&uid) {
+            // Finished before this kubelet saw it, after a relist, or its worker is done
+            // and this is one of its own last writes: nothing to run.
+            return;
+        }
+        self.start_worker(pod);
+    }
+
+    /// Starts the pod worker for a pod bound to this node.
+    fn start_worker(&mut self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if self.workers.contains_key(&uid) {
             return;
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -341,6 +384,7 @@ impl Loop {
             uid.clone(),
             WorkerRef {
                 tx,
+                deleted: false,
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone().unwrap_or_default(),
             },
@@ -363,11 +407,22 @@ impl Loop {
         match schedule::schedule(pod, &self.sh.node, &self.usage) {
             Ok(()) => {
                 self.unschedulable.remove(&uid);
-                if store.bind_pod(&ns, &name, &uid, &self.sh.node.name).is_ok() {
+                if let Ok(bound) = store.bind_pod(&ns, &name, &uid, &self.sh.node.name) {
                     let msg = format!("Successfully assigned {ns}/{name} to {}", self.sh.node.name);
                     let mut ev = EventRecord::normal(&involved, "Scheduled", &msg);
                     ev.component = "default-scheduler".into();
                     let _ = store.record_event(ev);
+                    // Count it at once (the next pod may be scheduled before this
+                    // binding's MODIFIED comes back), and start it without waiting for that.
+                    let req =
+                        schedule::pod_requests(pod.spec.as_ref().unwrap_or(&Default::default()));
+                    if !self.bound.contains_key(&uid) {
+                        self.usage.add(&req);
+                        self.bound.insert(uid.clone(), req);
+                    }
+                    if let Ok(p) = serde_json::from_value::<Pod>(bound) {
+                        self.start_worker(p);
+                    }
                 }
             }
             Err(u) => {
@@ -379,6 +434,12 @@ impl Loop {
                     .insert(uid.clone(), (ns.clone(), name.clone(), u.message.clone()));
                 if known {
                     return;
+                }
+                // The event first, so a client that sees the condition finds it too.
+                if u.reason == "Unschedulable" {
+                    let mut ev = EventRecord::warning(&involved, "FailedScheduling", &u.message);
+                    ev.component = "default-scheduler".into();
+                    let _ = store.record_event(ev);
                 }
                 let cond = json!({
                     "type": "PodScheduled",
@@ -408,11 +469,6 @@ impl Loop {
                     }
                     Ok(())
                 });
-                if u.reason == "Unschedulable" {
-                    let mut ev = EventRecord::warning(&involved, "FailedScheduling", &u.message);
-                    ev.component = "default-scheduler".into();
-                    let _ = store.record_event(ev);
-                }
             }
         }
     }
@@ -445,11 +501,16 @@ fn node_object(node: &Node, config: &Config) -> Value {
             json!(node.max_pods.to_string()),
         )))
         .collect();
+    let spec = if node.taints.is_empty() {
+        json!({})
+    } else {
+        json!({"taints": node.taints})
+    };
     json!({
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": node.name, "labels": node.labels},
-        "spec": {"taints": node.taints},
+        "spec": spec,
         "status": {
             "capacity": alloc,
             "allocatable": alloc,

@@ -2,34 +2,15 @@
 //!
 //! The kubelet records every container run here (current and previous, like the
 //! kubelet's log directory keeps `0.log`, `1.log`...); the API layer looks them up by
-//! namespace, pod and container name. Entries go when the pod object is gone.
+//! namespace, pod and container name through [`Lookup`]. Entries go when the pod object
+//! is gone.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::sim::containers::{Lookup, Run};
 use crate::sim::runtime;
-
-/// One run of a container.
-#[derive(Clone)]
-pub struct Run {
-    /// The runtime handle: exec, log progress, exit.
-    pub container: runtime::Container,
-    /// Its CRI log file.
-    pub log_path: PathBuf,
-    /// Whether the process has exited.
-    pub exited: bool,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run")
-            .field("id", &self.container.id())
-            .field("log_path", &self.log_path)
-            .field("exited", &self.exited)
-            .finish()
-    }
-}
 
 #[derive(Default)]
 struct PodRuns {
@@ -100,15 +81,11 @@ impl Registry {
     pub fn forget_pod(&self, uid: &str) {
         self.lock().remove(uid);
     }
+}
 
+impl Lookup for Registry {
     /// The latest run (or with `previous`, the one before it) of a pod's container.
-    pub fn lookup(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        previous: bool,
-    ) -> Option<Run> {
+    fn lookup(&self, namespace: &str, pod: &str, container: &str, previous: bool) -> Option<Run> {
         let pods = self.lock();
         let p = pods
             .values()

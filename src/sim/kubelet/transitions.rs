@@ -11,11 +11,11 @@
 //! | PullBackOff    | Waiting ImagePullBackOff               | Normal BackOff, Warning Failed "Error: ImagePullBackOff"       |
 //! | NeverPull      | Waiting ErrImageNeverPull              | Warning ErrImageNeverPull, Warning Failed                      |
 //! | InvalidImage   | Waiting InvalidImageName               | Warning InspectFailed, Warning Failed "Error: InvalidImageName" |
-//! | ConfigError    | Waiting CreateContainerConfigError     | Warning Failed "Error: <why>"                                  |
-//! | CreateError    | Waiting CreateContainerError           | Warning Failed "Error: <why>"                                  |
+//! | ConfigError    | Waiting CreateContainerConfigError     | Warning Failed "Error: `<why>`"                                  |
+//! | CreateError    | Waiting CreateContainerError           | Warning Failed "Error: `<why>`"                                  |
 //! | Created        | –                                      | Normal Created "Created container: c"                          |
 //! | Started        | Running                                | Normal Started "Started container c"                           |
-//! | StartFailed    | Terminated StartError (128)            | Warning Failed "Error: <why>"                                  |
+//! | StartFailed    | Terminated StartError (128)            | Warning Failed "Error: `<why>`"                                  |
 //! | CrashBackOff   | Waiting CrashLoopBackOff               | Warning BackOff "Back-off restarting failed container ..."     |
 //! | Killing        | –                                      | Normal Killing "Stopping container c"                          |
 

@@ -694,6 +694,7 @@ impl Worker {
             host_ip: &self.sh.config.host_ip,
             pod_ip: &self.sh.config.host_ip,
             allocatable: &self.sh.node.allocatable,
+            service_env: &self.sh.service_env,
         }
     }
 

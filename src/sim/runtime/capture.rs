@@ -16,6 +16,9 @@ use super::logs::{format_timestamp, LogState};
 /// default `max_container_log_line_size`).
 pub(crate) const MAX_LINE: usize = 16 * 1024;
 
+/// Bytes read from a pipe at once.
+const READ_BUF: usize = 16 * 1024;
+
 /// Which stream a record came from (the CRI log's second field).
 #[derive(Clone, Copy)]
 enum Stream {
@@ -32,9 +35,56 @@ impl Stream {
     }
 }
 
+/// Stamps records with the time they are written, as containerd does per line (so lines
+/// of one read get distinct, increasing times on a fine clock). Formatting the date part
+/// once per second keeps a 200,000-line burst cheap.
+pub(crate) struct Clock {
+    /// A fixed stamp, for tests.
+    fixed: Option<String>,
+    second: i64,
+    prefix: String,
+}
+
+impl Clock {
+    /// The wall clock.
+    pub(crate) fn system() -> Clock {
+        Clock {
+            fixed: None,
+            second: i64::MIN,
+            prefix: String::new(),
+        }
+    }
+
+    #[cfg(test)]
+    fn fixed(stamp: &str) -> Clock {
+        Clock {
+            fixed: Some(stamp.into()),
+            ..Clock::system()
+        }
+    }
+
+    /// Appends the current time as `2026-11-27T09:49:01.123456789Z`.
+    fn stamp(&mut self, out: &mut Vec<u8>) {
+        if let Some(f) = &self.fixed {
+            out.extend_from_slice(f.as_bytes());
+            return;
+        }
+        let now = jiff::Timestamp::now();
+        if now.as_second() != self.second {
+            self.second = now.as_second();
+            // "YYYY-MM-DDTHH:MM:SS." from the full format (fixed width up to year 9999).
+            let full = format_timestamp(now);
+            self.prefix = full[..full.len() - 10].to_string();
+        }
+        out.extend_from_slice(self.prefix.as_bytes());
+        let nanos = now.subsec_nanosecond().unsigned_abs();
+        let _ = write!(out, "{nanos:09}Z");
+    }
+}
+
 /// Appends one CRI record to `out`.
-fn record(out: &mut Vec<u8>, ts: &str, stream: Stream, partial: bool, content: &[u8]) {
-    out.extend_from_slice(ts.as_bytes());
+fn record(out: &mut Vec<u8>, ts: &mut Clock, stream: Stream, partial: bool, content: &[u8]) {
+    ts.stamp(out);
     out.push(b' ');
     out.extend_from_slice(stream.tag());
     out.extend_from_slice(if partial { b" P " } else { b" F " });
@@ -43,7 +93,7 @@ fn record(out: &mut Vec<u8>, ts: &str, stream: Stream, partial: bool, content: &
 }
 
 /// Moves every complete line of `pending` into records; at EOF the rest becomes `P`.
-fn split(out: &mut Vec<u8>, pending: &mut Vec<u8>, ts: &str, stream: Stream, eof: bool) {
+fn split(out: &mut Vec<u8>, pending: &mut Vec<u8>, ts: &mut Clock, stream: Stream, eof: bool) {
     let mut start = 0;
     while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
         let mut line = &pending[start..start + pos];
@@ -83,15 +133,17 @@ pub(crate) async fn run<O, E>(
 {
     let (mut out_open, mut err_open) = (true, true);
     let (mut out_pending, mut err_pending) = (Vec::new(), Vec::new());
-    let mut out_buf = vec![0u8; 64 * 1024];
-    let mut err_buf = vec![0u8; 64 * 1024];
-    let mut records = Vec::with_capacity(128 * 1024);
+    // Small buffers: hundreds of mostly idle containers each hold a pair for their whole
+    // life; `records` grows only when a container is chatty.
+    let mut out_buf = vec![0u8; READ_BUF];
+    let mut err_buf = vec![0u8; READ_BUF];
+    let mut records = Vec::new();
+    let mut clock = Clock::system();
     while out_open || err_open {
         let (stream, n) = tokio::select! {
             r = stdout.read(&mut out_buf), if out_open => (Stream::Stdout, r.unwrap_or(0)),
             r = stderr.read(&mut err_buf), if err_open => (Stream::Stderr, r.unwrap_or(0)),
         };
-        let ts = format_timestamp(jiff::Timestamp::now());
         let (pending, buf, open) = match stream {
             Stream::Stdout => (&mut out_pending, &out_buf, &mut out_open),
             Stream::Stderr => (&mut err_pending, &err_buf, &mut err_open),
@@ -102,7 +154,7 @@ pub(crate) async fn run<O, E>(
             pending.extend_from_slice(&buf[..n]);
         }
         records.clear();
-        split(&mut records, pending, &ts, stream, n == 0);
+        split(&mut records, pending, &mut clock, stream, n == 0);
         if !records.is_empty() {
             // A failed write (disk full) loses log lines but must not stall the container,
             // whose pipes would otherwise fill up; keep draining.
@@ -122,12 +174,13 @@ mod tests {
     fn lines(input: &[&[u8]], eof: bool) -> String {
         let mut out = Vec::new();
         let mut pending = Vec::new();
+        let mut clock = Clock::fixed("T");
         for chunk in input {
             pending.extend_from_slice(chunk);
-            split(&mut out, &mut pending, "T", Stream::Stdout, false);
+            split(&mut out, &mut pending, &mut clock, Stream::Stdout, false);
         }
         if eof {
-            split(&mut out, &mut pending, "T", Stream::Stdout, true);
+            split(&mut out, &mut pending, &mut clock, Stream::Stdout, true);
         }
         String::from_utf8(out).expect("utf8")
     }
@@ -141,6 +194,17 @@ mod tests {
         assert_eq!(lines(&[b"a\nb"], false), "T stdout F a\n");
         assert_eq!(lines(&[b"a\nb"], true), "T stdout F a\nT stdout P b\n");
         assert_eq!(lines(&[b"\n"], true), "T stdout F \n");
+    }
+
+    #[test]
+    fn system_clock_stamps_like_the_kubelet_and_never_repeats_the_date_wrongly() {
+        let mut clock = Clock::system();
+        let mut out = Vec::new();
+        clock.stamp(&mut out);
+        let s = String::from_utf8(out).expect("utf8");
+        assert_eq!(s.len(), 30);
+        let parsed: jiff::Timestamp = s.parse().expect("rfc3339");
+        assert_eq!(format_timestamp(parsed), s);
     }
 
     #[test]

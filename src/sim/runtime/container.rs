@@ -39,7 +39,8 @@ pub struct Container {
 struct Inner {
     id: String,
     pid: i32,
-    pidfd: OwnedFd,
+    /// `None` when PID 1 was already gone before the pidfd could be opened.
+    pidfd: Option<OwnedFd>,
     started_at: Timestamp,
     env: Vec<(String, String)>,
     working_dir: String,
@@ -49,6 +50,16 @@ struct Inner {
     progress: watch::Receiver<LogState>,
     sent: Arc<Mutex<Vec<i32>>>,
     monitor: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("id", &self.inner.id)
+            .field("pid", &self.inner.pid)
+            .field("exit", &self.try_exit())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Inner {
@@ -92,6 +103,39 @@ async fn read_child_pid(info: OwnedFd) -> Option<i32> {
     }
 }
 
+/// Waits until bwrap's child has exec'd the entrypoint (or exited).
+///
+/// bwrap reports the child PID before the child has finished its setup, and only that
+/// setup arms `PR_SET_PDEATHSIG` (--die-with-parent); if podrun died in between, the
+/// container would outlive it (reproduced by `containers_die_with_a_killed_podrun`).
+/// bwrap offers no event for "setup done", so this polls the child's `comm`/`exe` (a few
+/// milliseconds at most in practice).
+async fn exec_done(pid: i32, bwrap: &std::path::Path) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut pause = std::time::Duration::from_micros(200);
+    // The kernel keeps the first 15 bytes of the executable's name as `comm`.
+    let name = bwrap
+        .file_name()
+        .map(|n| n.to_string_lossy().chars().take(15).collect::<String>())
+        .unwrap_or_default();
+    loop {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"));
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"));
+        match comm {
+            // Gone or a zombie already: nothing left to arm; the monitor reports the exit.
+            Err(_) => return true,
+            Ok(c) if c.trim_end() != name => return true,
+            Ok(_) if exe.is_ok_and(|e| e != bwrap) => return true,
+            Ok(_) => {}
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(1));
+    }
+}
+
 pub(crate) async fn start(
     bwrap: &std::path::Path,
     nsenter: &std::path::Path,
@@ -99,6 +143,12 @@ pub(crate) async fn start(
     cfg: ContainerConfig,
 ) -> Result<Container, Error> {
     let plan = sandbox::plan(&cfg, isolation)?;
+    if let Some(dir) = cfg.log_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| Error::OpenLog {
+            path: cfg.log_path.clone(),
+            source,
+        })?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -122,11 +172,16 @@ pub(crate) async fn start(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
     let info_raw = info_w.as_raw_fd();
-    // SAFETY: the closure only calls dup2, which is async-signal-safe; it runs in the
-    // forked child before exec. dup2 clears O_CLOEXEC on fd 3 so bwrap inherits it.
+    // SAFETY: the closure only calls dup2 and setsid, which are async-signal-safe; it runs
+    // in the forked child before exec. dup2 clears O_CLOEXEC on fd 3 so bwrap inherits it.
+    // setsid detaches the container from podrun's controlling terminal (no /dev/tty
+    // access, no TIOCSTI injection).
     unsafe {
         cmd.pre_exec(move || {
             if libc::dup2(info_raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -145,11 +200,25 @@ pub(crate) async fn start(
             detail: format!("{} ({status:?})", detail.trim()),
         });
     };
+    // Opened first, while bwrap (which reaps PID 1) is known to be alive. ESRCH means the
+    // container already ended; there is then nothing left to signal.
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => Some(fd),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => None,
+        Err(source) => {
+            return Err(Error::Spawn {
+                what: "pidfd_open for container PID 1",
+                source,
+            })
+        }
+    };
+    if !exec_done(pid, bwrap).await {
+        return Err(Error::SandboxSetup {
+            id: cfg.id,
+            detail: "the sandbox did not exec the entrypoint within 10s".into(),
+        });
+    }
     let started_at = Timestamp::now();
-    let pidfd = pidfd_open(pid).map_err(|source| Error::Spawn {
-        what: "pidfd_open for container PID 1",
-        source,
-    })?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(Error::SandboxSetup {
             id: cfg.id,
@@ -244,11 +313,14 @@ impl Container {
         if let Ok(mut sent) = self.inner.sent.lock() {
             sent.push(sig as i32);
         }
+        let Some(pidfd) = &self.inner.pidfd else {
+            return Ok(());
+        };
         // SAFETY: plain syscall on a pidfd we own; a null siginfo means "like kill(2)".
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.inner.pidfd.as_raw_fd(),
+                pidfd.as_raw_fd(),
                 sig as i32,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
@@ -268,6 +340,24 @@ impl Container {
         Ok(())
     }
 
+    /// Whether PID 1 is still running (signal 0 through the pidfd).
+    fn alive(&self) -> bool {
+        let Some(pidfd) = &self.inner.pidfd else {
+            return false;
+        };
+        // SAFETY: plain syscall on a pidfd we own; signal 0 only checks existence.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        rc == 0
+    }
+
     /// SIGKILLs PID 1, which makes the kernel kill every process of the container.
     pub fn kill_all(&self) -> Result<(), Error> {
         self.signal(Signal::SIGKILL)
@@ -284,7 +374,9 @@ impl Container {
 
     /// Runs a command inside this container (see [`super::ExecConfig`]).
     pub async fn exec(&self, cfg: super::ExecConfig) -> Result<super::ExecProcess, Error> {
-        if self.try_exit().is_some() {
+        // nsenter targets a PID number: make sure it is still this container's PID 1 (a
+        // pidfd cannot be fooled by PID reuse) rather than trust the published exit alone.
+        if self.try_exit().is_some() || !self.alive() {
             return Err(Error::NotRunning {
                 id: self.inner.id.clone(),
             });

@@ -51,10 +51,53 @@ impl ExecProcess {
             .unwrap_or(-1))
     }
 
-    /// Kills the command (SIGKILL to its `nsenter` parent, which the command follows).
+    /// Kills the command (SIGKILL); `nsenter` then reaps it and exits with 137.
     pub fn start_kill(&mut self) -> std::io::Result<()> {
-        self.child.start_kill()
+        let Some(nsenter) = self.child.id() else {
+            return Ok(()); // already exited and reaped
+        };
+        // Kill the command, not nsenter: a command orphaned by nsenter's death is adopted by
+        // the host's init (it was forked outside the container's PID namespace), and the
+        // container's PID namespace cannot be torn down until that init reaps it, which
+        // took over a second in testing.
+        let children = children_of(nsenter);
+        if children.is_empty() {
+            // Not forked yet (or already gone): nsenter itself is the command's future.
+            return self.child.start_kill();
+        }
+        for pid in children {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        Ok(())
     }
+}
+
+impl Drop for ExecProcess {
+    fn drop(&mut self) {
+        // tokio reaps the nsenter process in the background once it exits.
+        let _ = self.start_kill();
+    }
+}
+
+/// PIDs whose parent is `parent` (the kernel here lacks /proc/<pid>/task/<tid>/children).
+fn children_of(parent: u32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // Fields after the parenthesised command: state, then ppid.
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
 }
 
 pub(crate) struct Target<'a> {
@@ -94,6 +137,15 @@ pub(crate) fn spawn(t: Target<'_>, cfg: ExecConfig) -> Result<ExecProcess, Error
             path,
         });
     }
+    let wd_in_root = sandbox::normalize(wd)
+        .and_then(|n| n.strip_prefix("/").ok().map(|r| root.join(r)))
+        .is_some_and(|p| p.is_dir());
+    if !wd_in_root {
+        return Err(Error::InvalidConfig {
+            id: t.id.into(),
+            reason: format!("exec working dir {wd:?} is not a directory in the container"),
+        });
+    }
     let mut cmd = Command::new(t.nsenter);
     cmd.arg(format!("--target={}", t.pid));
     if t.isolation == Isolation::UserNamespace {
@@ -122,8 +174,21 @@ pub(crate) fn spawn(t: Target<'_>, cfg: ExecConfig) -> Result<ExecProcess, Error
         .current_dir("/")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and prctl are async-signal-safe; run in the forked child before exec.
+    // setsid: no controlling terminal of podrun's; PDEATHSIG: nsenter (and through setpriv
+    // the command) dies if podrun does.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         what: "nsenter",
         source,

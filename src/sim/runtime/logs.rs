@@ -28,7 +28,9 @@ pub struct LogOptions {
     pub since_time: Option<Timestamp>,
     /// Only lines logged in the last N seconds (relative to when reading starts).
     pub since_seconds: Option<i64>,
-    /// Only the last N lines (counted as full lines; a trailing unterminated line counts).
+    /// Only the last N lines, counted as logical lines (a trailing unterminated line counts).
+    /// The kubelet counts file records instead, so a line longer than 16 KiB (several `P`
+    /// records) differs: it counts as 1 here and as several there.
     pub tail_lines: Option<u64>,
     /// Stop after this many bytes of output, possibly mid-line.
     pub limit_bytes: Option<u64>,

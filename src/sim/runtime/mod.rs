@@ -12,46 +12,82 @@
 //!   exist and that namespaces can be created (as root, or through unprivileged user
 //!   namespaces), failing with [`Error::SandboxToolMissing`] or
 //!   [`Error::IsolationUnavailable`] naming what is missing. [`Runtime::isolation`] says
-//!   which mode is in use. `Runtime` is cheap to clone; when the last clone drops, every
+//!   which mode is in use; [`Runtime::with_tools`] takes explicit tool paths. `Runtime` is cheap to clone; when the last clone drops, every
 //!   container it started is killed, and its root dir removed if `new` created it.
-//! - [`Runtime::start`]`(ContainerConfig) -> Result<Container, Error>` starts a container.
-//!   A missing executable is [`Error::ExecutableNotFound`] (the analogue of the kubelet's
-//!   `RunContainerError`/`CreateContainerError`), checked before anything is spawned.
-//! - [`Container`] (clone-able handle): [`Container::pid`] (host PID of the container's
-//!   PID 1), [`Container::started_at`], [`Container::wait`]`() -> Exit` (any number of
-//!   waiters), [`Container::try_exit`], [`Container::signal`] (to PID 1; like a real
-//!   container, PID 1 ignores signals it has no handler for, except SIGKILL),
-//!   [`Container::kill_all`] (SIGKILL the whole PID namespace), [`Container::exec`],
-//!   [`Container::log_progress`] (for following its log).
-//! - [`Runtime::get`]`(id)`, [`Runtime::remove`]`(id)` (kills if running, forgets it).
-//! - [`Container::exec`]`(ExecConfig) -> Result<ExecProcess, Error>` runs a command inside
-//!   the container's PID, mount, UTS and IPC namespaces with the container's env and
-//!   working dir (overridable); [`ExecProcess`] hands out `stdin`/`stdout`/`stderr` once each
-//!   and [`ExecProcess::wait`] gives the exit code (128+signal when killed).
+//! - [`Runtime::start`]`(ContainerConfig) -> Result<Container, Error>` starts a container
+//!   and returns once its entrypoint has been exec'd as PID 1. A missing executable is
+//!   [`Error::ExecutableNotFound`] (the analogue of the kubelet's `RunContainerError` /
+//!   `CreateContainerError`), checked before anything is spawned; an unusable config (empty
+//!   argv, relative or `..` mount paths, missing volume source, bad env names, duplicate id)
+//!   is [`Error::InvalidConfig`]; a sandbox that fails during setup is
+//!   [`Error::SandboxSetup`] with bwrap's message.
+//! - [`Container`] (clone-able handle): [`Container::id`], [`Container::pid`] (host PID of
+//!   the container's PID 1), [`Container::started_at`], [`Container::wait`]`() -> Exit`
+//!   (any number of waiters; resolves once the output is fully in the log),
+//!   [`Container::try_exit`], [`Container::signal`]`(nix Signal)` (to PID 1; like a real
+//!   container, PID 1 ignores signals it has no handler for, except SIGKILL; a no-op once
+//!   exited), [`Container::kill_all`] (SIGKILL PID 1, which kills the whole PID namespace),
+//!   [`Container::exec`], [`Container::log_progress`] (for following its log).
+//! - [`Exit`]` { code, signal, finished_at }`: `code` is `128 + n` when killed by signal `n`.
+//! - [`Runtime::get`]`(id)`, [`Runtime::remove`]`(id)` (kills if running, forgets it, keeps
+//!   the log file; the id can then be reused, e.g. for a restart).
+//! - [`Container::exec`]`(ExecConfig { argv, env, working_dir, tty }) -> Result<ExecProcess,
+//!   Error>` runs a command inside the container's PID, mount, UTS and IPC namespaces with
+//!   the container's env and working dir (each overridable; `tty: true` is
+//!   [`Error::TtyUnsupported`]; an exited container is [`Error::NotRunning`]; a missing
+//!   executable is [`Error::ExecutableNotFound`]). [`ExecProcess`] has public `stdin`,
+//!   `stdout`, `stderr` (tokio pipes, `take()` them) and [`ExecProcess::wait`] gives the exit
+//!   code (`128 + n` when killed). Dropping it, or [`ExecProcess::start_kill`], kills the
+//!   command.
 //! - [`logs::read`]`(path, LogOptions, LogProgress) -> impl Stream<Item = io::Result<Bytes>>`
-//!   yields exactly what `GET /api/v1/namespaces/{ns}/pods/{pod}/log` returns. Use
+//!   yields exactly what `GET /api/v1/namespaces/{ns}/pods/{pod}/log` returns (content
+//!   lines, partial records joined, `timestamps` as `2026-11-27T09:49:01.123456789Z `,
+//!   `since_time`/`since_seconds` by record time, `tail_lines` counting logical lines,
+//!   `limit_bytes` cutting mid-line). With `follow`, it ends once the container has exited
+//!   and the file is drained (woken by the writer, no polling delay). Use
 //!   [`Container::log_progress`] while the container may still run, or
 //!   [`LogProgress::finished`] for a log whose container is known to have exited.
+//!
+//! # Log file format
+//!
+//! The CRI format containerd writes: `<RFC3339Nano UTC, 9 digits> <stdout|stderr> <F|P>
+//! <content>` per record, each stamped when written. Lines longer than 16 KiB are split
+//! into `P` records; a last line without a newline is a `P` record; records of both
+//! streams are in read order.
 //!
 //! # Container view
 //!
 //! Each container gets its own PID namespace (its entrypoint is PID 1), mount namespace,
-//! UTS namespace (hostname from the config) and IPC namespace; the network namespace is the
-//! host's. Its root is a fresh tmpfs holding read-only binds of the host's `/usr`, `/etc`,
-//! `/bin`, `/sbin`, `/lib*`, a fresh `/proc`, a minimal `/dev`, a private tmpfs `/tmp`, and
-//! the configured mounts; nothing else of the host (no `/root`, `/work`, `/home`, runtime
-//! root dir, other containers' volumes). The environment is exactly the configured one,
-//! plus `PATH` (the usual container default) when the config does not set it, because
-//! there is no image to supply one. As root, the capability set is Docker's default minus
-//! `CAP_MKNOD` and `CAP_NET_RAW` (there is no device cgroup and the network is the host's).
+//! UTS namespace (hostname from the config, cut to 63 bytes like the kubelet) and IPC
+//! namespace; the network namespace is the host's. Its root is a fresh tmpfs holding
+//! read-only binds of the host's `/usr`, `/etc`, `/bin`, `/sbin`, `/lib*`, a fresh `/proc`,
+//! a minimal `/dev`, a private tmpfs `/tmp`, and the configured mounts (parents first; a
+//! file mount such as `/dev/termination-log` works; a mount point missing inside a
+//! read-only system dir, e.g. `/etc/config`, is made possible without exposing anything
+//! more); nothing else of the host (no `/root`, `/work`, `/home`, runtime root dir, other
+//! containers' volumes). A missing working dir is created (like runc) unless it would be
+//! inside a read-only system dir. The environment is exactly the configured one, in order,
+//! plus `PATH` (containerd's default) when the config does not set it, because there is no
+//! image to supply one (no `HOSTNAME`/`HOME` are added: that is the kubelet's choice). As
+//! root, the capability set is Docker's default minus `CAP_MKNOD` and `CAP_NET_RAW` (there
+//! is no device cgroup and the network is the host's); exec'd commands get the same
+//! bounding set. Containers run in their own session, without podrun's terminal.
+//!
+//! # Lifetime
+//!
+//! Containers die with podrun: bwrap's `--die-with-parent` arms `PR_SET_PDEATHSIG`, and
+//! `start` returns only after that is armed (tested by killing a process that holds a
+//! container with SIGKILL). Dropping the last `Runtime` clone SIGKILLs every container.
+//! Every spawned process is reaped (tokio reaps bwrap and nsenter; bwrap reaps PID 1).
 //!
 //! # Caveats
 //!
-//! Containers are tied to the lifetime of the thread that started them (bubblewrap's
-//! `--die-with-parent` uses `PR_SET_PDEATHSIG`), so call [`Runtime::start`] and
-//! [`Container::exec`] from a tokio worker, not from a short-lived `spawn_blocking` thread.
-//! `Exit::signal` is only known for signals sent through this API; a container killed by
-//! another signal reports `code = 128 + signal` with `signal = None`.
+//! `PR_SET_PDEATHSIG` fires when the *thread* that spawned the sandbox exits, so call
+//! [`Runtime::start`] and [`Container::exec`] from a tokio worker, not from a short-lived
+//! `spawn_blocking` thread. `Exit::signal` is only known for signals sent through this
+//! API; a container killed by another signal reports `code = 128 + signal` with
+//! `signal = None`. Log writes are plain blocking writes from the capture task (they go to
+//! the page cache). Needs bubblewrap and util-linux (`tools/setup-sim.sh`).
 
 mod capture;
 mod container;
@@ -103,7 +139,7 @@ pub enum Error {
     ExecutableNotFound {
         /// The container id.
         id: String,
-        /// The argv[0] asked for.
+        /// The `argv[0]` asked for.
         executable: String,
         /// The PATH that was searched.
         path: String,
@@ -222,6 +258,26 @@ impl Runtime {
             tool: "nsenter",
             package: "util-linux",
         })?;
+        Runtime::with_tools(root_dir, bwrap, nsenter)
+    }
+
+    /// Like [`Runtime::new`] with explicit paths to `bwrap` and `nsenter`.
+    pub fn with_tools(
+        root_dir: PathBuf,
+        bwrap: PathBuf,
+        nsenter: PathBuf,
+    ) -> Result<Runtime, Error> {
+        // Canonical, so the setup wait can recognise the sandbox before it execs.
+        let bwrap = std::fs::canonicalize(&bwrap).map_err(|_| Error::SandboxToolMissing {
+            tool: "bwrap",
+            package: "bubblewrap",
+        })?;
+        if !nsenter.exists() {
+            return Err(Error::SandboxToolMissing {
+                tool: "nsenter",
+                package: "util-linux",
+            });
+        }
         let isolation = if nix::unistd::geteuid().is_root() {
             Isolation::Root
         } else {
@@ -255,7 +311,8 @@ impl Runtime {
         &self.inner.root_dir
     }
 
-    /// Starts a container; returns once its PID 1 exists (log capture already running).
+    /// Starts a container; returns once its entrypoint has been exec'd as PID 1 inside the
+    /// sandbox (so it is armed to die with podrun) and log capture is running.
     pub async fn start(&self, cfg: ContainerConfig) -> Result<Container, Error> {
         if self.get(&cfg.id).is_some() {
             return Err(Error::InvalidConfig {
@@ -313,5 +370,39 @@ impl Drop for RuntimeInner {
         if self.created_root {
             let _ = std::fs::remove_dir_all(&self.root_dir);
         }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("root_dir", &self.inner.root_dir)
+            .field("isolation", &self.inner.isolation)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_are_shareable_across_tasks() {
+        send_sync::<Runtime>();
+        send_sync::<Container>();
+        send_sync::<LogProgress>();
+        send_sync::<Error>();
+    }
+
+    #[test]
+    fn read_is_a_send_stream() {
+        fn send<T: Send + 'static>(_: T) {}
+        send(logs::read(
+            PathBuf::from("/nonexistent"),
+            LogOptions::default(),
+            LogProgress::finished(),
+        ));
     }
 }

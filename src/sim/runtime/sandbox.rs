@@ -95,8 +95,9 @@ fn namespace_args(isolation: Isolation, hostname: &str) -> Vec<OsString> {
         "--unshare-ipc",
         "--unshare-uts",
         "--as-pid-1",
+        // Not --new-session: with it, bwrap 0.8's --die-with-parent no longer reaches the
+        // container's PID 1 (tested); the spawner calls setsid() itself instead.
         "--die-with-parent",
-        "--new-session",
     ]
     .map(OsString::from)
     .into();
@@ -152,6 +153,19 @@ fn system_args() -> Vec<OsString> {
     }
     a.extend(["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"].map(OsString::from));
     a
+}
+
+/// The hostname as the kubelet sets it: at most 63 bytes, without a trailing `-` or `.`
+/// left by the cut (pod names may be up to 253 characters; `sethostname` takes 64).
+pub(crate) fn pod_hostname(name: &str) -> &str {
+    if name.len() <= 63 {
+        return name;
+    }
+    let mut end = 63;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].trim_end_matches(['-', '.'])
 }
 
 /// Lexically normalises an absolute container path; `None` if relative or it uses `..`.
@@ -284,6 +298,17 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
     let wd = normalize(&wd_str)
         .ok_or_else(|| invalid(format!("working dir {wd_str:?} must be absolute")))?;
     let env = effective_env(&cfg.env);
+    if let Some((k, _)) = env
+        .iter()
+        .find(|(k, v)| k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0'))
+    {
+        return Err(invalid(format!(
+            "environment variable {k:?} is not a valid name (or its value holds a NUL)"
+        )));
+    }
+    if let Some(a) = cfg.argv.iter().find(|a| a.contains('\0')) {
+        return Err(invalid(format!("argument {a:?} contains a NUL byte")));
+    }
 
     if resolve_executable(exe, &wd, &env, &mounts).is_none() {
         return Err(Error::ExecutableNotFound {
@@ -293,7 +318,7 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
         });
     }
 
-    let mut args = namespace_args(isolation, &cfg.hostname);
+    let mut args = namespace_args(isolation, pod_hostname(&cfg.hostname));
     args.extend(system_args());
     // Volumes whose mount point is missing inside a read-only system dir: the deepest
     // existing ancestor becomes a tmpfs re-populated with read-only binds of its entries,
@@ -387,7 +412,7 @@ pub(crate) fn plan(cfg: &ContainerConfig, isolation: Isolation) -> Result<Plan, 
     })
 }
 
-/// Resolves argv[0] the way execvp inside the container would, on host-backed paths.
+/// Resolves `argv[0]` the way execvp inside the container would, on host-backed paths.
 fn resolve_executable(
     exe: &str,
     wd: &Path,
@@ -407,7 +432,7 @@ fn resolve_executable(
         .find_map(|d| check(&Path::new(d).join(exe)))
 }
 
-/// Resolves argv[0] for exec, looking through `/proc/<pid>/root` at the live container.
+/// Resolves `argv[0]` for exec, looking through `/proc/<pid>/root` at the live container.
 pub(crate) fn resolve_in_live_root(
     root: &Path,
     exe: &str,
@@ -442,6 +467,23 @@ mod tests {
             hostname: "pod".into(),
             log_path: "/dev/null".into(),
         }
+    }
+
+    #[test]
+    fn long_hostnames_are_cut_like_the_kubelet() {
+        let long = format!("{}-{}", "a".repeat(62), "b".repeat(100));
+        assert_eq!(pod_hostname(&long), "a".repeat(62));
+        assert_eq!(pod_hostname("pod"), "pod");
+    }
+
+    #[test]
+    fn bad_env_names_are_rejected() {
+        let mut c = cfg(&["true"]);
+        c.env = vec![("A=B".into(), "1".into())];
+        assert!(matches!(
+            plan(&c, Isolation::Root),
+            Err(Error::InvalidConfig { .. })
+        ));
     }
 
     #[test]

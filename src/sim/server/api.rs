@@ -146,10 +146,6 @@ impl Query {
     }
 
     /// Every value of `key` (exec's repeated `command`).
-    #[allow(
-        dead_code,
-        reason = "used by the exec endpoint once the runtime is merged"
-    )]
     pub fn all(&self, key: &str) -> Vec<String> {
         self.0
             .iter()
@@ -330,6 +326,11 @@ async fn handle(
     req: Request,
 ) -> Result<Response> {
     let store = &app.store;
+    if verb != "create" && q.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "dryRun is only supported for create by the simulator (got it on {verb})"
+        )));
+    }
     match (verb, route.sub.as_deref()) {
         ("list", _) => list(app, &route, &q, req.headers()),
         ("watch", _) => watch_start(app, &route, &q, req.headers(), req.uri().path()),
@@ -350,12 +351,16 @@ async fn handle(
         ("create", None) => {
             let (headers, body) = body_bytes(req).await?;
             let obj = decode(route.kind, &headers, &body)?;
-            if q.get("dryRun").is_some_and(|d| !d.is_empty()) {
-                return Err(ApiError::bad_request(
-                    "dryRun is not supported by the simulator",
-                ));
-            }
-            let created = store.create(route.kind, route.ns(), obj)?;
+            let dry_run = match q.get("dryRun").unwrap_or_default() {
+                "" => false,
+                "All" => true,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid dry run value: {other:?}; supported values: \"All\""
+                    )))
+                }
+            };
+            let created = store.create_opts(route.kind, route.ns(), obj, dry_run)?;
             Ok(ok(StatusCode::CREATED, created))
         }
         ("update", sub) => {

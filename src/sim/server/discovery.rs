@@ -99,12 +99,6 @@ pub fn resource_list() -> Value {
             }
             Kind::Pod => {
                 list.push(resource(
-                    "pods/attach".into(),
-                    "PodAttachOptions",
-                    true,
-                    &["create", "get"],
-                ));
-                list.push(resource(
                     "pods/binding".into(),
                     "Binding",
                     true,

@@ -144,6 +144,29 @@ async fn pump(mut r: impl tokio::io::AsyncRead + Unpin, channel: u8, tx: mpsc::S
     }
 }
 
+/// Exec, allowing a just-started container a moment to finish setting up its root: the
+/// runtime reports a container once its PID 1 exists, which can be before its mounts are
+/// in place, and a client may exec the instant the pod shows Running.
+async fn exec_when_ready(
+    run: &Run,
+    cfg: ExecConfig,
+) -> std::result::Result<crate::sim::runtime::ExecProcess, crate::sim::runtime::Error> {
+    let young = || {
+        let age = jiff::Timestamp::now().duration_since(run.container.started_at());
+        age < jiff::SignedDuration::from_secs(5)
+    };
+    let mut tries = 0;
+    loop {
+        match run.container.exec(cfg.clone()).await {
+            Err(crate::sim::runtime::Error::ExecutableNotFound { .. }) if tries < 20 && young() => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// One exec session on an upgraded socket.
 async fn session(
     socket: WebSocket,
@@ -159,7 +182,7 @@ async fn session(
         tty,
         ..ExecConfig::default()
     };
-    let mut proc = match run.container.exec(cfg).await {
+    let mut proc = match exec_when_ready(&run, cfg).await {
         Ok(p) => p,
         Err(e) => {
             let st = json!({"metadata": {}, "status": "Failure", "message": e.to_string(), "reason": "InternalError",

@@ -712,6 +712,18 @@ impl Store {
     /// Create an object in `namespace` ("" for namespaces): name or generateName, admission
     /// (namespace lifecycle, pods' ServiceAccount), defaults, validation, bookkeeping.
     pub fn create(&self, kind: Kind, namespace: &str, obj: Value) -> Result<Value> {
+        self.create_opts(kind, namespace, obj, false)
+    }
+
+    /// [`Store::create`], or with `dry_run` every check and default without storing
+    /// (`?dryRun=All`): the answer has no resourceVersion and nothing is watched.
+    pub fn create_opts(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Value> {
         Self::check_type(kind, &obj)?;
         let mut obj = obj;
         let ns = ns_of(kind, namespace);
@@ -783,6 +795,10 @@ impl Store {
                 remove_meta(&mut obj, "generation");
             }
             _ => remove_meta(&mut obj, "generation"),
+        }
+        if dry_run {
+            remove_meta(&mut obj, "resourceVersion");
+            return Ok(obj);
         }
         Self::next_rv(&mut st, &mut obj);
         let arc = Arc::new(obj);
@@ -1181,6 +1197,14 @@ impl Store {
         mut obj: Value,
         opts: &DeleteOptions,
     ) -> Result<Deleted> {
+        // NamespaceLifecycle admission protects the system namespaces.
+        if ["default", "kube-system", "kube-public"].contains(&name) {
+            return Err(ApiError::forbidden(
+                "namespaces",
+                name,
+                "this namespace may not be deleted",
+            ));
+        }
         let key = (Kind::Namespace, String::new(), name.to_string());
         if meta_str(&obj, "deletionTimestamp").is_empty() {
             set_meta(&mut obj, "deletionTimestamp", json!(meta::now()));

@@ -25,15 +25,17 @@ pub fn normalize(obj: Value) -> Result<Value> {
     serde_json::to_value(&pod).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn obj_mut<'a>(v: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
-    if !v.get(key).is_some_and(Value::is_object) {
-        v[key] = json!({});
+/// The object at `key` in `v`, made an empty object if absent or of another type
+/// (None only when `v` itself is not an object).
+fn obj_mut<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
+    let e = v
+        .as_object_mut()?
+        .entry(key.to_string())
+        .or_insert_with(|| json!({}));
+    if !e.is_object() {
+        *e = json!({});
     }
-    match v.get_mut(key) {
-        Some(Value::Object(m)) => m,
-        // Just inserted an object above.
-        _ => unreachable!("key {key} was set to an object"),
-    }
+    e.as_object_mut()
 }
 
 fn default(m: &mut Map<String, Value>, key: &str, value: Value) {
@@ -142,7 +144,9 @@ fn default_volume(v: &mut Value) {
 
 /// Apply the API server's defaults to a normalized pod (idempotent; also run on updates).
 pub fn apply_defaults(pod: &mut Value) {
-    let spec = obj_mut(pod, "spec");
+    let Some(spec) = obj_mut(pod, "spec") else {
+        return;
+    };
     default(spec, "restartPolicy", json!("Always"));
     default(spec, "terminationGracePeriodSeconds", json!(30));
     default(spec, "dnsPolicy", json!("ClusterFirst"));
@@ -202,7 +206,9 @@ pub fn admit_service_account(
     name: &str,
     sa_lookup: impl Fn(&str) -> Option<Value>,
 ) -> Result<()> {
-    let spec = obj_mut(pod, "spec");
+    let Some(spec) = obj_mut(pod, "spec") else {
+        return Ok(());
+    };
     let sa_name = spec
         .get("serviceAccountName")
         .and_then(Value::as_str)

@@ -197,3 +197,18 @@ fn namespace_delete_removes_contents() {
         .expect("delete");
     assert_eq!(s.get(Kind::Namespace, "", "t").expect_err("gone").code, 404);
 }
+
+#[test]
+fn system_namespaces_cannot_be_deleted() {
+    let s = store();
+    let e = s
+        .delete(Kind::Namespace, "", "default", &DeleteOptions::default())
+        .expect_err("protected");
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            403,
+            "namespaces \"default\" is forbidden: this namespace may not be deleted"
+        )
+    );
+}
