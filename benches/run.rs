@@ -18,29 +18,6 @@ struct Env {
     _rt: tokio::runtime::Runtime,
     sim: Sim,
     dir: tempfile::TempDir,
-    _kubelet: podrun::sim::kubelet::Kubelet,
-}
-
-/// The kubelet's registry, handed to the simulator before the kubelet exists (until
-/// `Sim::start` runs the kubelet itself).
-#[derive(Default)]
-struct LateLookup(std::sync::OnceLock<std::sync::Arc<podrun::sim::kubelet::Registry>>);
-
-impl podrun::sim::containers::Lookup for LateLookup {
-    fn lookup(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        previous: bool,
-    ) -> Option<podrun::sim::containers::Run> {
-        let r = self.0.get()?.lookup(namespace, pod, container, previous)?;
-        Some(podrun::sim::containers::Run {
-            container: r.container,
-            log_path: r.log_path,
-            exited: r.exited,
-        })
-    }
 }
 
 static ENV: LazyLock<Env> = LazyLock::new(|| {
@@ -49,31 +26,12 @@ static ENV: LazyLock<Env> = LazyLock::new(|| {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let late = std::sync::Arc::new(LateLookup::default());
+    // The simulator runs its process kubelet by default.
     let sim = rt
-        .block_on(Sim::start(Config {
-            containers: Some(late.clone()),
-            ..Config::default()
-        }))
-        .expect("simulator starts");
+        .block_on(Sim::start(Config::default()))
+        .expect("simulator starts (tools/setup-sim.sh)");
     let dir = tempfile::tempdir().expect("temp dir");
-    let kubelet = rt.block_on(async {
-        let runtime = podrun::sim::runtime::Runtime::new(dir.path().join("runtime"))
-            .expect("container runtime (tools/setup-sim.sh)");
-        let config = podrun::sim::kubelet::Config {
-            root_dir: Some(dir.path().join("kubelet")),
-            ..Default::default()
-        };
-        podrun::sim::kubelet::Kubelet::start(sim.store().clone(), runtime, config)
-            .expect("kubelet starts")
-    });
-    let _ = late.0.set(kubelet.registry());
-    Env {
-        _rt: rt,
-        sim,
-        dir,
-        _kubelet: kubelet,
-    }
+    Env { _rt: rt, sim, dir }
 });
 
 fn task(name: &str, yaml: &str) -> PathBuf {
