@@ -26,14 +26,12 @@ static ENV: LazyLock<Env> = LazyLock::new(|| {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // The simulator runs its process kubelet by default.
     let sim = rt
         .block_on(Sim::start(Config::default()))
-        .expect("simulator starts");
-    Env {
-        _rt: rt,
-        sim,
-        dir: tempfile::tempdir().expect("temp dir"),
-    }
+        .expect("simulator starts (tools/setup-sim.sh)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    Env { _rt: rt, sim, dir }
 });
 
 fn task(name: &str, yaml: &str) -> PathBuf {

@@ -84,6 +84,13 @@ async fn kubeconfig_is_private_and_token_required() {
         (s.code, s.reason.as_str(), s.message.as_str()),
         (401, "Unauthorized", "Unauthorized")
     );
+    // A wrong token is refused the same way.
+    let mut cfg = kube::Config::new(sim.base_url().parse().expect("url"));
+    cfg.root_cert = Some(vec![pem_to_der(sim.ca_pem())]);
+    cfg.auth_info.token = Some(format!("{}x", sim.token()).into());
+    let wrong = Client::try_from(cfg).expect("client");
+    let err = wrong.apiserver_version().await.expect_err("401");
+    assert_eq!(api_err(err).code, 401);
 }
 
 fn pem_to_der(pem: &str) -> Vec<u8> {

@@ -57,17 +57,21 @@ fn record(e: &Event) -> EventRecord {
     }
 }
 
-/// Start collecting the events of pod `ns/name`.
+/// How long the pod may take to start before its events are watched.
+pub const DELAY: Duration = Duration::from_secs(1);
+
+/// Collect the events of pod `ns/name` if it is still starting (`echo` still set) after
+/// [`DELAY`].
 pub fn spawn(kube: Kube, ns: &str, name: &str, ui: Arc<Ui>) -> EventWatch {
     let seen = Seen::default();
     seen.echo.store(true, Ordering::Relaxed);
-    let task = tokio::spawn(run(
-        kube,
-        ns.to_string(),
-        name.to_string(),
-        ui,
-        seen.clone(),
-    ));
+    let (ns, name, s) = (ns.to_string(), name.to_string(), seen.clone());
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(DELAY).await;
+        if s.echo.load(Ordering::Relaxed) {
+            run(kube, ns, name, ui, s).await;
+        }
+    });
     EventWatch {
         seen,
         _task: Owned(task),

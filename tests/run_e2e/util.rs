@@ -15,28 +15,6 @@ use serde_json::Value;
 pub struct Env {
     pub sim: Sim,
     pub dir: tempfile::TempDir,
-    _kubelet: Option<podrun::sim::kubelet::Kubelet>,
-}
-
-/// The kubelet's registry, handed to the simulator before the kubelet exists.
-#[derive(Default)]
-struct LateLookup(std::sync::OnceLock<std::sync::Arc<podrun::sim::kubelet::Registry>>);
-
-impl podrun::sim::containers::Lookup for LateLookup {
-    fn lookup(
-        &self,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-        previous: bool,
-    ) -> Option<podrun::sim::containers::Run> {
-        let r = self.0.get()?.lookup(namespace, pod, container, previous)?;
-        Some(podrun::sim::containers::Run {
-            container: r.container,
-            log_path: r.log_path,
-            exited: r.exited,
-        })
-    }
 }
 
 /// What a podrun process did.
@@ -61,28 +39,16 @@ impl Env {
     }
 
     pub async fn with_faults(faults: Vec<Fault>) -> Env {
-        let late = std::sync::Arc::new(LateLookup::default());
+        // The simulator runs its process kubelet by default.
         let sim = Sim::start(Config {
             faults,
-            containers: Some(late.clone()),
             ..Config::default()
         })
         .await
-        .expect("simulator starts");
-        let dir = tempfile::tempdir().expect("temp dir");
-        let runtime = podrun::sim::runtime::Runtime::new(dir.path().join("runtime"))
-            .expect("container runtime (run tools/setup-sim.sh)");
-        let config = podrun::sim::kubelet::Config {
-            root_dir: Some(dir.path().join("kubelet")),
-            ..Default::default()
-        };
-        let kubelet = podrun::sim::kubelet::Kubelet::start(sim.store().clone(), runtime, config)
-            .expect("kubelet starts");
-        let _ = late.0.set(kubelet.registry());
+        .expect("simulator starts (run tools/setup-sim.sh)");
         Env {
             sim,
-            dir,
-            _kubelet: Some(kubelet),
+            dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
