@@ -7,6 +7,7 @@
 pub mod hooks;
 pub mod render;
 pub mod run;
+mod run_hooks;
 pub mod sim;
 
 use std::fmt;

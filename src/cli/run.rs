@@ -76,6 +76,12 @@ pub struct AttachArgs {
     /// Use in-cluster configuration.
     #[arg(long)]
     pub in_cluster: bool,
+    /// Platform policy file (with a task file as target): hooks the task cannot disable.
+    #[arg(long, env = "PODRUN_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The tenant the task runs for (with a task file as target).
+    #[arg(long, env = "PODRUN_TENANT", default_value = "default")]
+    pub tenant: String,
     /// Write the run report (JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -179,13 +185,14 @@ async fn first_signal() -> run::Interrupt {
     run::Interrupt::Signal(name.into())
 }
 
-/// `podrun run`.
+/// `podrun run`: the task's and the policy's hooks serve the run-time hook points.
 pub fn run(args: Args) -> Result {
-    run_with_hooks(args, Arc::new(NoHooks))
+    run_with_hooks(args, None)
 }
 
-/// `podrun run` with the hook pipeline's implementation of the run-time hook points.
-pub fn run_with_hooks(mut args: Args, hooks: Arc<dyn Hooks>) -> Result {
+/// `podrun run` with `hooks` serving the run-time hook points instead of the pipeline built
+/// from the task file and policy (`None`: that pipeline).
+pub fn run_with_hooks(mut args: Args, hooks: Option<Arc<dyn Hooks>>) -> Result {
     let rt = runtime()?;
     rt.block_on(async move {
         // The embedded simulator lives as long as this run.
@@ -201,8 +208,11 @@ pub fn run_with_hooks(mut args: Args, hooks: Arc<dyn Hooks>) -> Result {
         };
         // Bad input ends here, before any request.
         let (task, manifest) = args.task.load_and_build()?;
-        let pod = build::typed(&manifest).map_err(|e| Error::new(exit::BAD_INPUT, e))?;
+        // Hooks mutate and validate before anything is sent; a deny ends here (exit 4).
+        let applied = args.task.apply_hooks(&task, manifest)?;
+        let pod = build::typed(&applied.pod).map_err(|e| Error::new(exit::BAD_INPUT, e))?;
         let params = params_from_task(&task, &args.task);
+        let hooks = hooks.unwrap_or_else(|| pipeline_hooks(applied, &params));
         let ui = new_ui(args.output);
         let kube = Kube::connect(&params.connection)
             .await
@@ -294,6 +304,9 @@ pub fn attach(args: AttachArgs) -> Result {
         let ui = new_ui(args.output);
         let target = Path::new(&args.target);
         let by_handle = !target.exists() && args.target.matches('/').count() == 1;
+        // By handle there is no task file, so no tenant hooks; with a task file, the same
+        // pipeline as `podrun run` serves the run-time points.
+        let mut hooks: Arc<dyn Hooks> = Arc::new(NoHooks);
         let (kube, pod) = if by_handle {
             let kube = Kube::connect(&conn)
                 .await
@@ -327,12 +340,14 @@ pub fn attach(args: AttachArgs) -> Result {
                 context: args.context.clone(),
                 in_cluster: args.in_cluster,
                 xcom_sidecar_image: None,
-                policy: None,
-                tenant: "default".into(),
+                policy: args.policy.clone(),
+                tenant: args.tenant.clone(),
             };
             let (task, manifest) = task_args.load_and_build()?;
-            let built = build::typed(&manifest).map_err(|e| Error::new(exit::BAD_INPUT, e))?;
+            let applied = task_args.apply_hooks(&task, manifest)?;
+            let built = build::typed(&applied.pod).map_err(|e| Error::new(exit::BAD_INPUT, e))?;
             let params = params_from_task(&task, &task_args);
+            hooks = pipeline_hooks(applied, &params);
             let kube = Kube::connect(&params.connection)
                 .await
                 .map_err(|e| Error::new(exit::INFRASTRUCTURE, run::Error::Connect(e)))?;
@@ -362,7 +377,7 @@ pub fn attach(args: AttachArgs) -> Result {
             &kube,
             pod,
             &params,
-            Arc::new(NoHooks),
+            hooks,
             ui.clone(),
             Mode::Attach(cursors),
             first_signal(),
@@ -370,6 +385,14 @@ pub fn attach(args: AttachArgs) -> Result {
         .await;
         finish(result, &ui, args.output, args.report.as_deref())
     })
+}
+
+/// The run-time hook points served by the pipeline that mutated and validated the pod.
+fn pipeline_hooks(applied: crate::hooks::Applied, params: &Params) -> Arc<dyn Hooks> {
+    Arc::new(super::run_hooks::PipelineHooks::new(
+        applied.pipeline,
+        params.base_container.clone(),
+    ))
 }
 
 /// The live, unchecked pod of the run that `built` describes.

@@ -4,6 +4,7 @@
 //! hook pipeline. Mutation and validation of the pod happen before `run` (in the glue),
 //! so only the points that occur during a run are here.
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use super::outcome::{Outcome, Status};
@@ -38,9 +39,15 @@ pub trait Hooks: Send + Sync {
         Ok(value)
     }
 
-    /// Override the outcome, or `None` to keep it.
-    fn decide(&self, outcome: &Outcome) -> Result<Option<Decision>, String> {
-        let _ = outcome;
+    /// Override the outcome, or `None` to keep it. `pod` is the last state seen of the pod
+    /// (for phase and container states) and `xcom` the value after `process_xcom`.
+    fn decide(
+        &self,
+        outcome: &Outcome,
+        pod: Option<&Pod>,
+        xcom: Option<&Value>,
+    ) -> Result<Option<Decision>, String> {
+        let _ = (outcome, pod, xcom);
         Ok(None)
     }
 

@@ -614,7 +614,8 @@ async fn finish(
     mut out: Outcome,
     seen: Option<&events::Seen>,
 ) -> Result<()> {
-    match hooks.decide(&out) {
+    let xcom = report.lock().ok().and_then(|r| r.xcom.clone());
+    match hooks.decide(&out, last, xcom.as_ref()) {
         Ok(Some(d)) => {
             set(report, |r| {
                 r.hooks.push(serde_json::json!({"point": "decide", "status": d.status, "message": d.message}))
