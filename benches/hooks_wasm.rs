@@ -69,7 +69,7 @@ fn typical_pod() -> String {
             "name": "etl-x7k2", "namespace": "data",
             "labels": {"dag_id": "etl", "task_id": "load", "run_id": "manual__2026-11-27",
                        "try_number": "1", "kubernetes_pod_operator": "True", "airflow_version": "2.10.0"},
-            "annotations": {"podrun.io/task-file": "etl.yaml"}
+            "annotations": {"podrun.dev/task-file": "etl.yaml"}
         },
         "spec": {
             "restartPolicy": "Never",

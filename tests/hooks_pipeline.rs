@@ -107,7 +107,7 @@ fn tenant_mutates_then_platform_mutates_then_validates_the_final_pod() {
         out["metadata"]["labels"]["platform/saw-team"],
         json!("data")
     );
-    assert_eq!(out["metadata"]["labels"]["podrun.io/tenant"], json!("acme"));
+    assert_eq!(out["metadata"]["labels"]["podrun.dev/tenant"], json!("acme"));
 
     let records = p.records();
     assert_eq!(records.len(), 3);
@@ -117,7 +117,7 @@ fn tenant_mutates_then_platform_mutates_then_validates_the_final_pod() {
         RecordResult::Mutated {
             paths: vec![
                 "metadata.labels.team".into(),
-                "metadata.labels[\"podrun.io/tenant\"]".into()
+                "metadata.labels[\"podrun.dev/tenant\"]".into()
             ]
         }
     );
@@ -185,7 +185,7 @@ fn on_error_ignore_skips_and_records_but_validate_always_fails_closed() {
     let p = pipeline(tenant, vec![]);
     let (out, verdict) = p.mutate_and_validate(pod()).expect("ignored failure");
     assert!(verdict.allowed);
-    assert_eq!(out["metadata"]["labels"]["podrun.io/tenant"], json!("acme"));
+    assert_eq!(out["metadata"]["labels"]["podrun.dev/tenant"], json!("acme"));
     let records = p.records();
     assert!(
         matches!(&records[0].result, RecordResult::Ignored { error } if error.contains("limit exceeded")),
@@ -812,7 +812,7 @@ fn render_shows_mutations_and_a_deny_exits_4() {
     let pod: Value = serde_json::from_str(&stdout).expect("json pod");
     let labels = &pod["metadata"]["labels"];
     assert_eq!(labels["team"], json!("data"));
-    assert_eq!(labels["podrun.io/tenant"], json!("acme"));
+    assert_eq!(labels["podrun.dev/tenant"], json!("acme"));
     assert_eq!(labels["platform/policy"], json!("v1"));
 
     let (code, stdout, stderr) = podrun(&[

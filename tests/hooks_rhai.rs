@@ -133,7 +133,7 @@ fn label_injector_adds_config_labels_and_tenant() {
         .expect("mutate");
     assert_eq!(
         out["metadata"]["labels"],
-        json!({"app": "x", "team": "data", "podrun.io/tenant": "acme"})
+        json!({"app": "x", "team": "data", "podrun.dev/tenant": "acme"})
     );
     assert!(usage.operations.is_some_and(|o| o > 0));
     let cause = match hook.call(Point::MutatePod, &pod(), &ctx(json!({"labels": {"n": 1}}))) {

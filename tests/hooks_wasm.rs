@@ -398,7 +398,7 @@ fn sdk_label_injector_mutates_the_pod() {
     let out: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
         out["metadata"]["labels"],
-        serde_json::json!({"app": "override", "team": "data", "podrun.io/tenant": "acme"})
+        serde_json::json!({"app": "override", "team": "data", "podrun.dev/tenant": "acme"})
     );
     assert_eq!(
         out["spec"],
@@ -545,7 +545,7 @@ fn python_example_runs_at_every_point() {
     let out: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(
         out["metadata"]["annotations"],
-        serde_json::json!({"podrun.io/checked-by": "python", "owner": "team-a"})
+        serde_json::json!({"podrun.dev/checked-by": "python", "owner": "team-a"})
     );
     assert!(usage
         .logs

@@ -1,5 +1,5 @@
 //! Label injector (`mutate_pod`): adds the labels in its config to the pod's metadata, plus
-//! `podrun.io/tenant` when the hook belongs to a tenant.
+//! `podrun.dev/tenant` when the hook belongs to a tenant.
 //!
 //! Config: `{"labels": {"team": "data", ...}}`. Existing labels with the same key are
 //! overwritten; a non-string config value is an error.
@@ -23,7 +23,7 @@ impl Hook for LabelInjector {
             }
         }
         if !ctx.tenant.is_empty() {
-            add.insert("podrun.io/tenant".into(), Value::String(ctx.tenant.clone()));
+            add.insert("podrun.dev/tenant".into(), Value::String(ctx.tenant.clone()));
         }
         let meta = pod
             .as_object_mut()

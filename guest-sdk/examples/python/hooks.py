@@ -3,7 +3,7 @@
 It proves the contract is language-neutral: JSON strings in, WIT types out, Python's own
 json module. Build: tools/build-guests.sh (componentize-py -w podrun:hooks/hooks@0.1.0).
 
-- mutate_pod: adds the annotation ``podrun.io/checked-by: python`` (plus config.annotations).
+- mutate_pod: adds the annotation ``podrun.dev/checked-by: python`` (plus config.annotations).
 - validate_pod: denies pods whose containers use an image with the ``:latest`` tag (or no tag).
 - filter_log: drops empty lines, masks e-mail addresses with ``<email>``.
 - process_xcom: wraps the value as ``{"python": value}``.
@@ -33,7 +33,7 @@ class MutatePod(wit_world.exports.MutatePod):
         p = _json("pod", pod)
         c = _json("ctx", ctx)
         notes = p.setdefault("metadata", {}).setdefault("annotations", {})
-        notes["podrun.io/checked-by"] = "python"
+        notes["podrun.dev/checked-by"] = "python"
         for k, v in (c.get("config") or {}).get("annotations", {}).items():
             notes[k] = str(v)
         host.log(host.Level.INFO, f"python: annotated pod {p['metadata'].get('name')}")

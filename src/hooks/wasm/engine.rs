@@ -218,15 +218,15 @@ fn find_points(
                 supported: WIT_VERSION,
             });
         }
-        let Some(point) = Point::from_interface(iface) else {
+        let Some(point) = super::point_from_interface(iface) else {
             continue;
         };
         let func = component
             .get_export_index(None, name)
-            .and_then(|i| component.get_export_index(Some(&i), point.interface()))
+            .and_then(|i| component.get_export_index(Some(&i), super::interface(point)))
             .ok_or_else(|| Error::Load {
                 path: path.to_path_buf(),
-                message: format!("export {name} has no function `{}`", point.interface()),
+                message: format!("export {name} has no function `{}`", super::interface(point)),
             })?;
         points.push((point, func));
     }

@@ -52,59 +52,21 @@ pub use store::{LogLevel, LogRecord};
 /// Version of the `podrun:hooks` WIT package this podrun implements.
 pub const WIT_VERSION: &str = "0.1.0";
 
-/// A hook point, as the WASM engine names its exports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Point {
-    /// `mutate_pod` (WIT interface `mutate-pod`).
-    MutatePod,
-    /// `validate_pod` (WIT interface `validate-pod`).
-    ValidatePod,
-    /// `filter_log` (WIT interface `filter-log`).
-    FilterLog,
-    /// `process_xcom` (WIT interface `process-xcom`).
-    ProcessXcom,
-    /// `decide` (WIT interface `decide`).
-    Decide,
+/// The hook points (shared with the rest of the pipeline).
+pub use super::Point;
+
+/// The WIT interface (and function) name of a hook point.
+pub fn interface(point: Point) -> &'static str {
+    match point {
+        Point::MutatePod => "mutate-pod",
+        Point::ValidatePod => "validate-pod",
+        Point::FilterLog => "filter-log",
+        Point::ProcessXcom => "process-xcom",
+        Point::Decide => "decide",
+    }
 }
 
-impl Point {
-    /// Every point, in pipeline order.
-    pub const ALL: [Point; 5] = [
-        Point::MutatePod,
-        Point::ValidatePod,
-        Point::FilterLog,
-        Point::ProcessXcom,
-        Point::Decide,
-    ];
-
-    /// The point's name in task files (`mutate_pod`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Point::MutatePod => "mutate_pod",
-            Point::ValidatePod => "validate_pod",
-            Point::FilterLog => "filter_log",
-            Point::ProcessXcom => "process_xcom",
-            Point::Decide => "decide",
-        }
-    }
-
-    /// Parses a point name as used in task files.
-    pub fn parse(name: &str) -> Option<Point> {
-        Point::ALL.into_iter().find(|p| p.as_str() == name)
-    }
-
-    /// The WIT interface (and function) name of the point.
-    pub fn interface(self) -> &'static str {
-        match self {
-            Point::MutatePod => "mutate-pod",
-            Point::ValidatePod => "validate-pod",
-            Point::FilterLog => "filter-log",
-            Point::ProcessXcom => "process-xcom",
-            Point::Decide => "decide",
-        }
-    }
-
-    fn from_interface(name: &str) -> Option<Point> {
-        Point::ALL.into_iter().find(|p| p.interface() == name)
-    }
+/// The hook point a WIT interface name exports, if any.
+fn point_from_interface(name: &str) -> Option<Point> {
+    Point::ALL.into_iter().find(|p| interface(*p) == name)
 }
