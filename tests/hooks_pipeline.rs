@@ -107,7 +107,10 @@ fn tenant_mutates_then_platform_mutates_then_validates_the_final_pod() {
         out["metadata"]["labels"]["platform/saw-team"],
         json!("data")
     );
-    assert_eq!(out["metadata"]["labels"]["podrun.dev/tenant"], json!("acme"));
+    assert_eq!(
+        out["metadata"]["labels"]["podrun.dev/tenant"],
+        json!("acme")
+    );
 
     let records = p.records();
     assert_eq!(records.len(), 3);
@@ -185,7 +188,10 @@ fn on_error_ignore_skips_and_records_but_validate_always_fails_closed() {
     let p = pipeline(tenant, vec![]);
     let (out, verdict) = p.mutate_and_validate(pod()).expect("ignored failure");
     assert!(verdict.allowed);
-    assert_eq!(out["metadata"]["labels"]["podrun.dev/tenant"], json!("acme"));
+    assert_eq!(
+        out["metadata"]["labels"]["podrun.dev/tenant"],
+        json!("acme")
+    );
     let records = p.records();
     assert!(
         matches!(&records[0].result, RecordResult::Ignored { error } if error.contains("limit exceeded")),

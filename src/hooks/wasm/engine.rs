@@ -226,7 +226,10 @@ fn find_points(
             .and_then(|i| component.get_export_index(Some(&i), super::interface(point)))
             .ok_or_else(|| Error::Load {
                 path: path.to_path_buf(),
-                message: format!("export {name} has no function `{}`", super::interface(point)),
+                message: format!(
+                    "export {name} has no function `{}`",
+                    super::interface(point)
+                ),
             })?;
         points.push((point, func));
     }
