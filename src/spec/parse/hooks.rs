@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{found, Ctx};
+use super::Ctx;
 use crate::spec::hooks::{HookDecl, HookPoint, HookSource, OnError};
 use crate::spec::keys;
 use crate::spec::path::KeyPath;
@@ -22,38 +22,16 @@ pub(super) fn hooks(cx: &mut Ctx) -> Vec<HookDecl> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("hooks").index(i);
-        let Value::Object(map) = item else {
-            cx.problem(
-                path,
-                format!(
-                    "expected a map {{point, rhai|script|wasm, config, on_error, name}}, found {}",
-                    found(item)
-                ),
-            );
+        let before = cx.problems.len();
+        let Some(map) = cx.record(
+            &path,
+            item,
+            "{point, rhai|script|wasm, config, on_error, name}",
+            HOOK_KEYS,
+        ) else {
             continue;
         };
-        let before = cx.problems.len();
-        for k in map.keys() {
-            if !HOOK_KEYS.contains(&k.as_str()) {
-                cx.problem(
-                    path.key(k),
-                    keys::unknown_message(k, HOOK_KEYS.iter().copied()),
-                );
-            }
-        }
-        let str_at = |cx: &mut Ctx, key: &str| -> Option<String> {
-            match map.get(key) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    cx.problem(
-                        path.key(key),
-                        format!("expected a string, found {}", found(other)),
-                    );
-                    None
-                }
-            }
-        };
+        let str_at = |cx: &mut Ctx, key: &str| cx.record_string(map, &path, key);
         let point = match str_at(cx, "point") {
             None => {
                 cx.problem(

@@ -87,6 +87,55 @@ impl Ctx {
         );
     }
 
+    /// One entry of a list of records (`secrets`, `hooks`): the entry as a map, with every
+    /// key outside `allowed` reported; `None` (and a problem naming `shape`) when it is not a
+    /// map.
+    fn record<'v>(
+        &mut self,
+        path: &KeyPath,
+        item: &'v Value,
+        shape: &str,
+        allowed: &[&str],
+    ) -> Option<&'v Map<String, Value>> {
+        let Value::Object(map) = item else {
+            self.problem(
+                path.clone(),
+                format!("expected a map {shape}, found {}", found(item)),
+            );
+            return None;
+        };
+        for k in map.keys() {
+            if !allowed.contains(&k.as_str()) {
+                self.problem(
+                    path.key(k),
+                    keys::unknown_message(k, allowed.iter().copied()),
+                );
+            }
+        }
+        Some(map)
+    }
+
+    /// The string at `key` of a record at `path`: `None` when absent or `null`, a problem when
+    /// it is not a string.
+    fn record_string(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &KeyPath,
+        key: &str,
+    ) -> Option<String> {
+        match map.get(key) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(
+                    path.key(key),
+                    format!("expected a string, found {}", found(other)),
+                );
+                None
+            }
+        }
+    }
+
     /// The raw value of `key`, `None` when absent or `null`.
     fn get(&self, key: &str) -> Option<Value> {
         self.doc.get(key).filter(|v| !v.is_null()).cloned()

@@ -6,7 +6,6 @@ use k8s_openapi::api::core::v1 as k8s;
 use serde_json::{Map, Value};
 
 use super::{check_pod, found, read_yaml, Ctx};
-use crate::spec::keys;
 use crate::spec::kube::Mode;
 use crate::spec::names;
 use crate::spec::path::KeyPath;
@@ -398,38 +397,16 @@ fn secrets(cx: &mut Ctx) -> Vec<SecretDecl> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let path = KeyPath::root().key("secrets").index(i);
-        let Value::Object(map) = item else {
-            cx.problem(
-                path,
-                format!(
-                    "expected a map {{deploy_type, deploy_target, secret, key, items}}, found {}",
-                    found(item)
-                ),
-            );
+        let before = cx.problems.len();
+        let Some(map) = cx.record(
+            &path,
+            item,
+            "{deploy_type, deploy_target, secret, key, items}",
+            SECRET_KEYS,
+        ) else {
             continue;
         };
-        let before = cx.problems.len();
-        for k in map.keys() {
-            if !SECRET_KEYS.contains(&k.as_str()) {
-                cx.problem(
-                    path.key(k),
-                    keys::unknown_message(k, SECRET_KEYS.iter().copied()),
-                );
-            }
-        }
-        let string_at = |cx: &mut Ctx, key: &str| -> Option<String> {
-            match map.get(key) {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(other) => {
-                    cx.problem(
-                        path.key(key),
-                        format!("expected a string, found {}", found(other)),
-                    );
-                    None
-                }
-            }
-        };
+        let string_at = |cx: &mut Ctx, key: &str| cx.record_string(map, &path, key);
         let deploy_type = match string_at(cx, "deploy_type").as_deref() {
             Some("env") => Some(DeployType::Env),
             Some("volume") => Some(DeployType::Volume),
