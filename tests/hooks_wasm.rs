@@ -143,6 +143,28 @@ fn infinite_loop_is_stopped_by_the_deadline() {
     assert!(err_text(&hook).contains("exceeded its deadline of 100 ms"));
 }
 
+/// A WASI sleep blocks in the host, where epoch interruption cannot reach: podrun caps it
+/// at the call's deadline, so an hour-long sleep ends as a deadline error.
+#[test]
+fn wasi_sleep_is_stopped_by_the_deadline() {
+    let hook = load("sleep.wat").with_limits(WasmLimits {
+        deadline: Duration::from_millis(200),
+        ..WasmLimits::default()
+    });
+    let started = std::time::Instant::now();
+    let err = hook.process_xcom("null", CTX).expect_err("must not finish");
+    assert!(
+        matches!(err, Error::Deadline { limit } if limit == Duration::from_millis(200)),
+        "expected deadline, got {err}"
+    );
+    // Bounded by the deadline (plus scheduling), nowhere near the hour asked for.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 fn err_text(hook: &WasmHook) -> String {
     hook.mutate_pod(&pod(), CTX)
         .map(|_| String::new())

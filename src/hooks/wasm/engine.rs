@@ -17,6 +17,10 @@ use super::hook::{Loaded, WasmHook};
 use super::store::{HostState, LogLevel};
 use super::{Point, WIT_VERSION};
 
+/// The WASI monotonic-clock interface as wasmtime-wasi defines it (older 0.2.x imports
+/// resolve to it).
+const WASI_MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
 /// Import names a hook may have besides WASI.
 const HOST_IMPORT: &str = "podrun:hooks/host@0.1.0";
 
@@ -63,6 +67,7 @@ impl WasmEngine {
             })
             .map_err(engine_error)?;
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        cap_wasi_sleeps(&mut linker).map_err(engine_error)?;
         let disk = if config.disk_cache {
             config
                 .cache_dir
@@ -254,4 +259,26 @@ fn spawn_ticker(engine: &Engine, tick: Duration) -> Result<()> {
         .map_err(|e| Error::Engine {
             message: format!("cannot start the epoch thread: {e}"),
         })
+}
+
+/// Replaces WASI's monotonic-clock subscriptions with ones capped at the call's deadline.
+/// A guest blocked in `poll` on a sleep runs no wasm, so epoch interruption cannot reach
+/// it; with the cap, the sleep ends at the deadline and the guest traps when it resumes.
+fn cap_wasi_sleeps(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(WASI_MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut cx: StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
+            Ok((cx.data_mut().capped_sleep(Duration::from_nanos(nanos))?,))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |mut cx: StoreContextMut<'_, HostState>, (when,): (u64,)| {
+            Ok((cx.data_mut().capped_sleep_until(when)?,))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }

@@ -288,6 +288,10 @@ impl WasmHook {
         // Round up, plus one tick: the current tick may be about to end.
         let ticks = deadline.as_nanos().div_ceil(tick.as_nanos()) as u64 + 1;
         store.set_epoch_deadline(ticks);
+        // A blocking host call (a WASI sleep) wakes by then, and the epoch check traps.
+        store.data_mut().call_deadline =
+            std::time::Instant::now() + tick * u32::try_from(ticks).unwrap_or(u32::MAX);
+        store.data_mut().slept_past_deadline = false;
         store.epoch_deadline_trap();
         if self.engine.config().consume_fuel {
             // Setting fuel only fails when fuel is off, which the condition excludes.
@@ -327,6 +331,7 @@ impl WasmHook {
         let result = func.call(&mut store, params);
         let usage = self.usage(&mut store, start);
         match result {
+            Ok(_) if store.data().slept_past_deadline => Err(Error::Deadline { limit: deadline }),
             Ok(r) => Ok((r, usage)),
             Err(e) => Err(self.classify(e, store.data(), deadline, false)),
         }
@@ -472,6 +477,10 @@ impl LogFilterSession {
             // The instance is dropped here (not put back): never reuse a trapped store.
             Err(e) => return Err(self.hook.classify(e, live.store.data(), deadline, false)),
         };
+        if live.store.data().slept_past_deadline {
+            // Dropped like a trapped instance.
+            return Err(Error::Deadline { limit: deadline });
+        }
         self.batches += 1;
         self.live = Some(live);
         let actions = self.hook.guest_result(r)?;

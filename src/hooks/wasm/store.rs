@@ -1,10 +1,14 @@
 //! Per-call store state: the resource limiter (memory, tables, instances), the guest's log
-//! (the `log` import and WASI stdout/stderr, both capped), and an empty WASI context.
+//! (the `log` import and WASI stdout/stderr, both capped), an empty WASI context, and the
+//! call's wall-clock deadline, which bounds WASI sleeps.
 
-use wasmtime::component::{ComponentType, Lift, Lower, ResourceTable};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{ComponentType, Lift, Lower, Resource, ResourceTable};
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::p2::{DynPollable, Pollable};
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::config::WasmLimits;
 
@@ -122,6 +126,14 @@ pub(crate) struct HostState {
     log_cap: usize,
     pub(crate) logs_dropped: usize,
     wasi: Option<Wasi>,
+    /// When the current call must end: the wall-clock twin of the epoch deadline, for
+    /// host calls that block (a WASI sleep runs no wasm, so no epoch check can stop it).
+    pub(crate) call_deadline: Instant,
+    /// Set when a WASI sleep was cut short at `call_deadline`: the call then ends as a
+    /// deadline error even if the guest returns before its next epoch check.
+    pub(crate) slept_past_deadline: bool,
+    /// Origin of the guest's monotonic clock.
+    clock_origin: Instant,
 }
 
 impl HostState {
@@ -143,7 +155,38 @@ impl HostState {
             log_cap: limits.max_log_bytes,
             logs_dropped: 0,
             wasi: None,
+            call_deadline: Instant::now(),
+            slept_past_deadline: false,
+            clock_origin: Instant::now(),
         }
+    }
+
+    /// A pollable that becomes ready after `duration`, or at the call's deadline if that
+    /// comes first; the guest then resumes and the epoch deadline traps it.
+    pub(crate) fn capped_sleep(
+        &mut self,
+        duration: Duration,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let wanted = Instant::now().checked_add(duration);
+        let until = match wanted {
+            Some(t) if t <= self.call_deadline => t,
+            _ => {
+                self.slept_past_deadline = true;
+                self.call_deadline
+            }
+        };
+        let table = self.ctx().table;
+        let sleep = table.push(CappedSleep(tokio::time::Instant::from_std(until)))?;
+        wasmtime_wasi::p2::subscribe(table, sleep)
+    }
+
+    /// [`HostState::capped_sleep`] until `when` on the guest's monotonic clock.
+    pub(crate) fn capped_sleep_until(
+        &mut self,
+        when: u64,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let now = Monotonic(self.clock_origin).now();
+        self.capped_sleep(Duration::from_nanos(when.saturating_sub(now)))
     }
 
     /// Records one guest message, escaping control characters, within the byte cap.
@@ -212,10 +255,11 @@ fn escape(s: &str) -> String {
 /// An empty-capability WASI context: no preopened directories, no environment, no
 /// arguments, stdin closed, no TCP, UDP or name lookup; stdout/stderr go to bounded pipes
 /// that end up in podrun's log.
-fn empty_wasi(cap: usize) -> Wasi {
+fn empty_wasi(cap: usize, clock_origin: Instant) -> Wasi {
     let stdout = MemoryOutputPipe::new(cap);
     let stderr = MemoryOutputPipe::new(cap);
     let ctx = WasiCtxBuilder::new()
+        .monotonic_clock(Monotonic(clock_origin))
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_tcp(false)
@@ -230,11 +274,34 @@ fn empty_wasi(cap: usize) -> Wasi {
     }
 }
 
+/// The guest's monotonic clock: nanoseconds since the store was made (as WASI's default
+/// clock), with a known origin so that `subscribe-instant` can be capped too.
+struct Monotonic(Instant);
+
+impl HostMonotonicClock for Monotonic {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        u64::try_from(self.0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// A sleep that ends at a fixed instant (already capped by the call's deadline).
+struct CappedSleep(tokio::time::Instant);
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedSleep {
+    async fn ready(&mut self) {
+        tokio::time::sleep_until(self.0).await;
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         // Built on first use so guests without WASI imports never pay for it.
-        let cap = self.log_cap;
-        let w = self.wasi.get_or_insert_with(|| empty_wasi(cap));
+        let (cap, origin) = (self.log_cap, self.clock_origin);
+        let w = self.wasi.get_or_insert_with(|| empty_wasi(cap, origin));
         WasiCtxView {
             ctx: &mut w.ctx,
             table: &mut w.table,
