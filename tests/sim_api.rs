@@ -1291,10 +1291,12 @@ async fn logs_over_https_with_options_and_faults() {
         (400, "container nope is not valid for pod lg")
     );
 
+    // A clean cut ends the response at the cut point.
     sim.faults().add(
         Fault::new(FaultKind::CutLog {
             after_lines: Some(2),
             after_bytes: None,
+            clean: true,
         })
         .times(1),
     );
@@ -1308,6 +1310,7 @@ async fn logs_over_https_with_options_and_faults() {
         Fault::new(FaultKind::CutLog {
             after_lines: None,
             after_bytes: Some(8),
+            clean: true,
         })
         .times(1),
     );
@@ -1318,7 +1321,32 @@ async fn logs_over_https_with_options_and_faults() {
         "alpha\nbe"
     );
     assert_eq!(sim.fault_counts().get("cut_log"), Some(&2));
-    assert_eq!(sim.request_counts().get("get pods/log"), Some(&9));
+    // A cut that a stream never reaches is not used up; the default cut aborts the
+    // connection mid-response, which a client sees as an error, not as an end.
+    sim.faults().add(
+        Fault::new(FaultKind::CutLog {
+            after_lines: Some(1_000),
+            after_bytes: None,
+            clean: false,
+        })
+        .times(1),
+    );
+    assert!(pods.logs("lg", &LogParams::default()).await.is_ok());
+    assert_eq!(sim.fault_counts().get("cut_log"), Some(&2));
+    sim.faults().clear();
+    sim.faults().add(
+        Fault::new(FaultKind::CutLog {
+            after_lines: Some(1),
+            after_bytes: None,
+            clean: false,
+        })
+        .times(1),
+    );
+    pods.logs("lg", &LogParams::default())
+        .await
+        .expect_err("an aborted response is an error");
+    assert_eq!(sim.fault_counts().get("cut_log"), Some(&3));
+    assert_eq!(sim.request_counts().get("get pods/log"), Some(&11));
 }
 
 #[tokio::test]

@@ -77,6 +77,7 @@ fn faults(args: &Args) -> Result<Vec<Fault>, BadFault> {
         out.push(Fault::new(FaultKind::CutLog {
             after_lines: args.cut_logs_after_lines,
             after_bytes: args.cut_logs_after_bytes,
+            clean: false,
         }));
     }
     if args.fail_exec {

@@ -3,10 +3,13 @@
 //! Each stream is `follow=true&timestamps=true`, resumed with `sinceTime` from the
 //! [`Cursor`] and de-duplicated by [`Dedup`] (see `log_cursor.rs`). Bytes after the last
 //! newline of a broken stream are discarded, never emitted as a line: the resumed stream
-//! sends the whole line again. A stream that ends cleanly is the container's end only if
-//! the container had already finished when that stream was opened and the stream brought
-//! no new line (a clean end can also be a proxy's cut); otherwise it is opened once more
-//! from the cursor. A stream that ends before re-reaching the cursor was cut. A trailing
+//! sends the whole line again. A stream that ends cleanly is the container's end when the
+//! watch says the container has finished: the node ends a follow exactly then, so the
+//! common case costs one request per container. Once any stream of the follow was cut
+//! (a proxy or load balancer can also end a stream cleanly), a clean end is trusted only
+//! from a stream opened after the container finished that brought no new line; otherwise
+//! the log is opened once more from the cursor. A stream that ends before re-reaching the
+//! cursor was cut. A trailing
 //! line without a newline is emitted only when a `tailLines=1` read shows it is the
 //! log's last line. A stream silent for `log_stall_timeout` while its container
 //! has finished (or ten times that while it runs) is presumed stuck and re-opened.
@@ -147,6 +150,8 @@ pub async fn follow(
     }
     let mut dedup = Dedup::new(start);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5), Some(60));
+    // Whether any stream of this follow has ended short of the log's end.
+    let mut interrupted = false;
     loop {
         let finished_at_open = {
             let s = rx.borrow();
@@ -220,65 +225,78 @@ pub async fn follow(
         );
         match end {
             StreamEnd::Hook => return End::HookFailed,
-            // A clean end is not proof of the log's end: proxies and load balancers (and
-            // the simulator's cut fault) also end streams cleanly. A stream that ended
-            // before re-reaching the cursor was certainly cut. Otherwise, only a stream
-            // opened after the container finished that brought nothing new is the end; a
-            // trailing unterminated line is taken as the last line once three such
-            // streams agree on it.
-            StreamEnd::Eof if dedup.resuming() => match backoff.next_delay() {
-                Some(d) => tokio::time::sleep(d).await,
-                None => {
-                    return End::GaveUp(format!(
-                        "log streams of {container} keep ending before the last line read"
-                    ))
-                }
-            },
-            StreamEnd::Eof if finished_at_open && accepted == 0 => match partial {
-                None => return End::Complete,
-                // Bytes after the cursor without a newline: the log's unterminated last
-                // line, or a stream cut mid-line. A short `tailLines=1` read (another
-                // request shape, which a cut at the same offset cannot fake) decides.
-                Some(p) if is_last_line(&kube, &ns, &pod, &container, &p).await => {
-                    let (ts, text) = split_line(&p);
-                    if dedup.accept(ts) {
-                        if let Err(e) =
-                            sink.emit(&container, vec![text.to_string()], dedup.cursor())
-                        {
-                            record_hook_error(&sink, e);
-                            return End::HookFailed;
-                        }
-                    }
-                    return End::Complete;
-                }
-                Some(_) => match backoff.next_delay() {
+            // A stream that ended before re-reaching the cursor was certainly cut.
+            StreamEnd::Eof if dedup.resuming() => {
+                interrupted = true;
+                match backoff.next_delay() {
                     Some(d) => tokio::time::sleep(d).await,
                     None => {
                         return End::GaveUp(format!(
-                            "log streams of {container} keep ending in the middle of a line"
+                            "log streams of {container} keep ending before the last line read"
                         ))
                     }
-                },
-            },
-            StreamEnd::Eof if finished_at_open => backoff.reset(),
-            // A stream that brought lines is re-opened at once (it was cut, or the next
-            // one will confirm the end). One that brought nothing probably saw the
-            // container end: wait (bounded) for the watch to say so first.
-            StreamEnd::Eof if accepted > 0 => backoff.reset(),
+                }
+            }
             StreamEnd::Eof => {
-                backoff.reset();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    wait_for(&mut rx, |s| {
-                        s.gone
-                            || s.pod
-                                .as_deref()
-                                .is_some_and(|p| conditions::is_finished(p, &container))
-                    }),
-                )
-                .await;
+                // The node ends a follow when the container has exited and its log is
+                // read to the end; a clean end while the container still runs is a
+                // proxy's or load balancer's cut. The watch may report the exit a moment
+                // after the log ends, so wait for it (bounded) before judging.
+                let finished = finished_at_open
+                    || tokio::time::timeout(
+                        Duration::from_secs(1),
+                        wait_for(&mut rx, |s| {
+                            s.gone
+                                || s.pod
+                                    .as_deref()
+                                    .is_some_and(|p| conditions::is_finished(p, &container))
+                        }),
+                    )
+                    .await
+                    .is_ok();
+                // Once something on the way has cut a stream, a clean end could be one
+                // more cut: it is trusted only from a stream opened after the container
+                // finished that brought nothing new (one more request, paid only on
+                // connections that have already shown they cut).
+                let trusted = finished && (!interrupted || (finished_at_open && accepted == 0));
+                if !trusted {
+                    interrupted = true;
+                    backoff.reset();
+                    continue;
+                }
+                match partial {
+                    None => return End::Complete,
+                    // Bytes after the cursor without a newline: the log's unterminated
+                    // last line, or a stream cut mid-line. A short `tailLines=1` read
+                    // (another request shape, which a cut at the same offset cannot fake)
+                    // decides.
+                    Some(p) if is_last_line(&kube, &ns, &pod, &container, &p).await => {
+                        let (ts, text) = split_line(&p);
+                        if dedup.accept(ts) {
+                            if let Err(e) =
+                                sink.emit(&container, vec![text.to_string()], dedup.cursor())
+                            {
+                                record_hook_error(&sink, e);
+                                return End::HookFailed;
+                            }
+                        }
+                        return End::Complete;
+                    }
+                    Some(_) => {
+                        interrupted = true;
+                        match backoff.next_delay() {
+                            Some(d) => tokio::time::sleep(d).await,
+                            None => {
+                                return End::GaveUp(format!(
+                                    "log streams of {container} keep ending in the middle of a line"
+                                ))
+                            }
+                        }
+                    }
+                }
             }
             StreamEnd::Broken(why) => {
+                interrupted = true;
                 tracing::debug!(
                     container,
                     why,
@@ -286,6 +304,12 @@ pub async fn follow(
                 );
                 if rx.borrow().gone {
                     return End::PodGone;
+                }
+                // A stream that brought new lines before it broke is resumed at once; only
+                // streams that keep failing without progress back off (and give up).
+                if accepted > 0 {
+                    backoff.reset();
+                    continue;
                 }
                 match backoff.next_delay() {
                     Some(d) => tokio::time::sleep(d).await,
@@ -297,6 +321,7 @@ pub async fn follow(
                 }
             }
             StreamEnd::Stalled => {
+                interrupted = true;
                 tracing::debug!(container, "log stream stalled; resuming from cursor");
                 if rx.borrow().gone {
                     return End::PodGone;

@@ -43,12 +43,18 @@ pub enum FaultKind {
         /// Time after which the stream is closed.
         after: Option<Duration>,
     },
-    /// Cut matching log streams after this many lines and/or bytes (bytes may cut mid-line).
+    /// Cut matching log streams after this many lines and/or bytes (bytes may cut
+    /// mid-line). A cut aborts the connection without ending the response, as a dropped
+    /// connection or an idle-timeout proxy does; with `clean` the response ends normally
+    /// at the cut instead (a proxy that closes streams cleanly). A stream that ends before
+    /// its cut point uses up nothing: `times(n)` means n streams actually cut.
     CutLog {
         /// Complete lines sent before the cut.
         after_lines: Option<u64>,
         /// Bytes sent before the cut.
         after_bytes: Option<u64>,
+        /// End the response normally instead of aborting the connection.
+        clean: bool,
     },
     /// Refuse the exec WebSocket handshake (500 before the upgrade).
     FailExec,
@@ -164,7 +170,8 @@ impl Fault {
                             .map_err(|_| format!("fraction={v}: expected a number"))?,
                     )
                 }
-                "retry_after" | "after_events" | "after_lines" | "after_bytes" | "seconds" => {}
+                "retry_after" | "after_events" | "after_lines" | "after_bytes" | "seconds"
+                | "clean" => {}
                 other => return Err(format!("unknown fault key {other:?}")),
             }
         }
@@ -185,6 +192,11 @@ impl Fault {
             "cut_log" => FaultKind::CutLog {
                 after_lines: get("after_lines").map(|v| num("after_lines", v)).transpose()?,
                 after_bytes: get("after_bytes").map(|v| num("after_bytes", v)).transpose()?,
+                clean: match get("clean") {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(v) => return Err(format!("clean={v}: expected true or false")),
+                },
             },
             "fail_exec" => FaultKind::FailExec,
             "evict" => FaultKind::EvictRunning,
@@ -274,8 +286,11 @@ impl Faults {
                     continue;
                 }
             }
-            if let Some(t) = f.times.as_mut() {
-                *t -= 1;
+            // A log cut is used up when it cuts (`claim`), not when a stream is opened.
+            if !matches!(f.kind, FaultKind::CutLog { .. }) {
+                if let Some(t) = f.times.as_mut() {
+                    *t -= 1;
+                }
             }
             hit = Some((i, f.kind.clone()));
             break;
@@ -293,6 +308,30 @@ impl Faults {
             self.count(&kind);
         }
         Some(kind)
+    }
+
+    /// Use up one injection of the rule that [`Faults::take`] returned for a fault
+    /// applied later in a response (a log cut), and count it. False when the rule has
+    /// been used up meanwhile (by another stream); then the fault must not be applied.
+    pub fn claim(&self, verb: &str, path: &str, kind: &FaultKind) -> bool {
+        let mut rules = lock(&self.rules);
+        let Some(i) = rules.iter().position(|f| {
+            &f.kind == kind
+                && f.verb.as_deref().is_none_or(|v| v == verb)
+                && f.path.as_deref().is_none_or(|p| glob(p, path))
+                && f.times != Some(0)
+        }) else {
+            return false;
+        };
+        if let Some(t) = rules[i].times.as_mut() {
+            *t -= 1;
+            if *t == 0 {
+                rules.remove(i);
+            }
+        }
+        drop(rules);
+        self.count(kind);
+        true
     }
 }
 
@@ -373,7 +412,17 @@ mod tests {
             f.kind,
             FaultKind::CutLog {
                 after_lines: None,
-                after_bytes: Some(10)
+                after_bytes: Some(10),
+                clean: false,
+            }
+        );
+        let f = Fault::parse("kind=cut_log,after_lines=3,clean=true").expect("parse");
+        assert_eq!(
+            f.kind,
+            FaultKind::CutLog {
+                after_lines: Some(3),
+                after_bytes: None,
+                clean: true,
             }
         );
         assert!(Fault::parse("kind=nope").is_err());

@@ -58,19 +58,21 @@ async fn watch_drops_are_resumed() {
 
 /// 200,000 lines, 50 cuts in the middle of a line: every line exactly once, in order.
 ///
-/// The container writes about 5,000 lines a second. A resume can only start at a whole
-/// second (`sinceTime`), so each cut is placed after more bytes than one second of output,
-/// or no stream could ever get past it.
+/// The container writes at most 3,500 lines (about 133 kB with timestamps) a second. A
+/// resume can only start at a whole second (`sinceTime`), so each cut is placed after more
+/// bytes than one second of output, or no stream could ever get past it; and the output is
+/// long enough (about a minute) for all 50 cuts to land.
 #[tokio::test]
 async fn fifty_log_cuts_over_200k_lines_lose_and_repeat_nothing() {
     let env = Env::with_faults(vec![Fault::new(FaultKind::CutLog {
         after_lines: None,
         after_bytes: Some(150_001),
+        clean: false,
     })
     .path("/api/v1/namespaces/*/pods/*/log")
     .times(50)])
     .await;
-    let script = r#"awk 'BEGIN { for (i = 1; i <= 200000; i++) { print i; if (i % 500 == 0) { fflush(); system("sleep 0.1") } } }'"#;
+    let script = r#"awk 'BEGIN { for (i = 1; i <= 200000; i++) { print i; if (i % 350 == 0) { fflush(); system("sleep 0.1") } } }'"#;
     let task = env.task(
         "t",
         &sh_task(
@@ -96,10 +98,41 @@ async fn fifty_log_cuts_over_200k_lines_lose_and_repeat_nothing() {
         panic!("output differs: {} lines; {first_bad:?}", got.len());
     }
     assert_eq!(out.r("log_lines")["base"], 200_000);
-    // 50 cuts are injected; the simulator counts only those that hit a stream long
-    // enough to be cut (a fault taken by a short confirmation read cuts nothing).
-    let cuts = env.sim.fault_counts().get("cut_log").copied().unwrap_or(0);
-    assert!(cuts >= 40, "only {cuts} streams were cut");
+    // The simulator uses a cut up only when it cuts a stream.
+    assert_eq!(env.sim.fault_counts().get("cut_log"), Some(&50));
+}
+
+/// Streams that a proxy ends cleanly (no error) in the middle of the output, while the
+/// container still writes: the runner does not take a clean end for the log's end. Each
+/// cut comes after about two seconds of output (a resume starts at a whole second).
+#[tokio::test]
+async fn clean_log_cuts_while_running_lose_and_repeat_nothing() {
+    let env = Env::with_faults(vec![Fault::new(FaultKind::CutLog {
+        after_lines: None,
+        after_bytes: Some(200_001),
+        clean: true,
+    })
+    .path("/api/v1/namespaces/*/pods/*/log")
+    .times(3)])
+    .await;
+    let script = r#"awk 'BEGIN { for (i = 1; i <= 20000; i++) { print i; if (i % 250 == 0) { fflush(); system("sleep 0.1") } } }'"#;
+    let task = env.task(
+        "t",
+        &sh_task(
+            "cleancuts",
+            script,
+            "container_name_log_prefix_enabled: false",
+        ),
+    );
+    let out = env.run(&task, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let expected: String = (1..=20_000).map(|i| format!("{i}\n")).collect();
+    assert!(
+        out.stdout == expected,
+        "{} lines",
+        out.stdout.lines().count()
+    );
+    assert_eq!(env.sim.fault_counts().get("cut_log"), Some(&3));
 }
 
 /// podrun SIGKILLed mid-run, run again with the same run id: it reattaches, and exactly one

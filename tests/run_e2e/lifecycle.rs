@@ -37,8 +37,16 @@ async fn working_pod_succeeds_and_is_deleted() {
     assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("get pods"), None, "{counts:?}");
     assert_eq!(counts.get("create pods"), Some(&1), "{counts:?}");
-    let total: u64 = counts.values().sum();
-    assert!(total <= 7, "requests for a trivial task: {counts:?}");
+    // One log stream: a clean end after the container finished is the log's end.
+    assert_eq!(counts.get("get pods/log"), Some(&1), "{counts:?}");
+    // The budget (issue 4): 5 requests. The events watch starts only for a pod still
+    // starting after a second, which a loaded machine can cause, so it is left out.
+    let total: u64 = counts
+        .iter()
+        .filter(|(k, _)| k.as_str() != "watch events")
+        .map(|(_, v)| v)
+        .sum();
+    assert!(total <= 5, "requests for a trivial task: {counts:?}");
 }
 
 /// #6 test_skip_on_specified_exit_code, and a list containing 0.

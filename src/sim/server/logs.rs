@@ -213,10 +213,19 @@ pub async fn serve(app: Arc<AppState>, route: &Route, q: &Query) -> Result<Respo
     let shutdown = app.shutdown.clone();
     let stream = stream.take_until(async move { shutdown.cancelled().await });
     let body = match cut {
-        Some(FaultKind::CutLog {
-            after_lines,
-            after_bytes,
-        }) => Body::from_stream(cut_stream(stream, after_lines, after_bytes, app.clone())),
+        Some(
+            kind @ FaultKind::CutLog {
+                after_lines,
+                after_bytes,
+                ..
+            },
+        ) => Body::from_stream(cut_stream(
+            stream,
+            (after_lines, after_bytes),
+            kind,
+            path,
+            app.clone(),
+        )),
         _ => Body::from_stream(stream),
     };
     Ok(text(body))
@@ -226,31 +235,58 @@ fn route_path(ns: &str, name: &str) -> String {
     format!("/api/v1/namespaces/{ns}/pods/{name}/log")
 }
 
-/// End the stream after `lines` complete lines or `bytes` bytes (mid-line), counting the
-/// fault when it cuts.
+/// Cut the stream after the fault's lines or bytes (mid-line): abort the connection, or
+/// with `clean` end the response there. The fault is used up (and counted) only when a
+/// cut happens; a stream that ends first passes through whole.
 fn cut_stream(
     inner: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-    lines: Option<u64>,
-    bytes: Option<u64>,
+    (after_lines, after_bytes): (Option<u64>, Option<u64>),
+    kind: FaultKind,
+    path: String,
     app: Arc<AppState>,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    enum State {
+        Counting,
+        /// The cut has been sent: abort (error) or end next.
+        Cut {
+            clean: bool,
+        },
+        Done,
+        /// The fault was used up by another stream: pass the rest through.
+        PassThrough,
+    }
     struct S<St> {
         inner: std::pin::Pin<Box<St>>,
         lines_left: Option<u64>,
         bytes_left: Option<u64>,
-        done: bool,
+        state: State,
+        kind: FaultKind,
+        path: String,
         app: Arc<AppState>,
     }
     let s = S {
         inner: Box::pin(inner),
-        lines_left: lines,
-        bytes_left: bytes,
-        done: false,
+        lines_left: after_lines,
+        bytes_left: after_bytes,
+        state: State::Counting,
+        kind,
+        path,
         app,
     };
     futures::stream::unfold(s, |mut s| async move {
-        if s.done {
-            return None;
+        match s.state {
+            State::Done => return None,
+            State::Cut { clean: true } => return None,
+            State::Cut { clean: false } => {
+                s.state = State::Done;
+                let e = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "log cut");
+                return Some((Err(e), s));
+            }
+            State::PassThrough => {
+                let next = s.inner.next().await?;
+                return Some((next, s));
+            }
+            State::Counting => {}
         }
         let chunk = match s.inner.next().await? {
             Ok(c) => c,
@@ -275,13 +311,14 @@ fn cut_stream(
             s.bytes_left = Some(left.saturating_sub(end as u64));
         }
         if s.lines_left == Some(0) || s.bytes_left == Some(0) {
-            s.done = true;
-            s.app.faults.count(&FaultKind::CutLog {
-                after_lines: None,
-                after_bytes: None,
-            });
+            if s.app.faults.claim("get", &s.path, &s.kind) {
+                let clean = matches!(s.kind, FaultKind::CutLog { clean: true, .. });
+                s.state = State::Cut { clean };
+                return Some((Ok(chunk.slice(..end)), s));
+            }
+            s.state = State::PassThrough;
         }
-        Some((Ok(chunk.slice(..end)), s))
+        Some((Ok(chunk), s))
     })
 }
 
