@@ -11,6 +11,10 @@ use divan::{black_box, Bencher};
 use podrun::hooks::{HookSource, HookSpec, OnError, Pipeline, Point, Policy, Runtime, TaskInfo};
 use serde_json::{json, Value};
 
+// The podrun binary's allocator (src/main.rs), so figures match what it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// With `PODRUN_BENCH_ON_HOOK_THREAD=1` every benchmark runs on a podrun hook thread, so hook
 /// calls run inline: the engine's own cost, without the hand-off each call from an
 /// ordinary thread pays (what a runner pays once when it makes its calls on a hook thread
@@ -88,10 +92,10 @@ fn mutate_pod_label_injector(bencher: Bencher) {
         json!({"labels": {"team": "data", "cost-center": "cc-42"}}),
     );
     let pod = pod();
-    bencher.bench_local(|| {
-        p.mutate_and_validate(black_box(pod.clone()))
-            .expect("mutate")
-    });
+    // The input pod is cloned outside the timing: the call consumes it.
+    bencher
+        .with_inputs(|| pod.clone())
+        .bench_local_values(|pod| p.mutate_and_validate(black_box(pod)).expect("mutate"));
 }
 
 /// A mutate hook that returns the pod unchanged: the fixed cost of a call (JSON to Rhai and
@@ -104,10 +108,10 @@ fn mutate_pod_noop(bencher: Bencher) {
         Value::Null,
     );
     let pod = pod();
-    bencher.bench_local(|| {
-        p.mutate_and_validate(black_box(pod.clone()))
-            .expect("mutate")
-    });
+    // The input pod is cloned outside the timing: the call consumes it.
+    bencher
+        .with_inputs(|| pod.clone())
+        .bench_local_values(|pod| p.mutate_and_validate(black_box(pod)).expect("mutate"));
 }
 
 /// Simple predicate: drop lines containing "DEBUG".

@@ -17,6 +17,7 @@
 //! call: each call gets a new scope, the AST is immutable, and Rhai functions cannot see
 //! any variable outside their parameters.
 
+mod convert;
 mod errors;
 mod harden;
 mod helpers;
@@ -309,16 +310,11 @@ impl RhaiEngine {
 }
 
 fn to_dynamic(value: &Value) -> Result<Dynamic, Cause> {
-    rhai::serde::to_dynamic(value).map_err(|e| Cause::MalformedOutput(format!("input: {e}")))
+    Ok(convert::to_dynamic(value))
 }
 
 fn from_dynamic(value: &Dynamic) -> Result<Value, Cause> {
-    rhai::serde::from_dynamic(value).map_err(|e| {
-        Cause::MalformedOutput(format!(
-            "a {} cannot be turned into JSON: {e}",
-            value.type_name()
-        ))
-    })
+    convert::from_dynamic(value).map_err(Cause::MalformedOutput)
 }
 
 /// One action per line from the script's array.

@@ -11,8 +11,9 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Stack of each hook thread: 256 MiB of address space.
 pub(crate) const STACK_BYTES: usize = 256 << 20;
@@ -71,10 +72,7 @@ fn spawn_with_stack(pool: &'static Pool, stack: usize) -> Result<(), std::io::Er
             ON_HOOK_THREAD.with(|f| f.set(true));
             loop {
                 pool.idle.fetch_add(1, Ordering::SeqCst);
-                let job = rx
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .recv();
+                let job = next_job(&rx);
                 pool.idle.fetch_sub(1, Ordering::SeqCst);
                 match job {
                     Ok(job) => job(),
@@ -85,6 +83,39 @@ fn spawn_with_stack(pool: &'static Pool, stack: usize) -> Result<(), std::io::Er
     spawned.map(|_| ()).inspect_err(|_| {
         pool.total.fetch_sub(1, Ordering::SeqCst);
     })
+}
+
+/// How long a hook thread polls for the next job, and a caller for its reply, before
+/// sleeping. Waking a sleeping thread costs tens of microseconds on a VM (more than a
+/// typical hook call); calls come in runs (log batches, a pipeline's hooks one after the
+/// other), so a short poll usually finds the next one.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// The next job: polled for [`SPIN`], then waited for.
+fn next_job(rx: &Mutex<Receiver<Job>>) -> Result<Job, mpsc::RecvError> {
+    let lock = || rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let until = Instant::now() + SPIN;
+    while Instant::now() < until {
+        match lock().try_recv() {
+            Ok(job) => return Ok(job),
+            Err(TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    lock().recv()
+}
+
+/// A reply: polled for [`SPIN`], then waited for.
+fn wait_reply<R>(rx: &Receiver<R>) -> Result<R, mpsc::RecvError> {
+    let until = Instant::now() + SPIN;
+    while Instant::now() < until {
+        match rx.try_recv() {
+            Ok(r) => return Ok(r),
+            Err(TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    rx.recv()
 }
 
 /// Run `job` on a hook thread and wait for its result. `Err` carries a panic's message.
@@ -120,7 +151,6 @@ pub fn run<R: Send + 'static>(job: impl FnOnce() -> R + Send + 'static) -> Resul
             None => "no hook thread could be started".into(),
         });
     }
-    reply_rx
-        .recv()
+    wait_reply(&reply_rx)
         .unwrap_or_else(|_| Err("the hook thread stopped without answering".into()))
 }
