@@ -387,7 +387,7 @@ fn compiled_components_are_cached_on_disk_privately() {
         0o600
     );
 
-    // A corrupted entry is detected by its digest, not deserialised, and rewritten.
+    // A damaged entry is detected by its checksum, not deserialised, and rewritten.
     let mut bytes = std::fs::read(entry).expect("read entry");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

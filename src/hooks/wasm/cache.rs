@@ -1,9 +1,15 @@
 //! On-disk cache of compiled components, keyed by sha256(component) and wasmtime's
 //! compatibility hash, in a directory only podrun writes (0700, owned by us).
 //!
-//! A cache file is `sha256(artifact) ‖ artifact`. Deserialising a compiled artifact is
-//! `unsafe` (it is native code), so the digest is re-checked and the directory's owner and
-//! mode verified before every load; anything that does not match is recompiled.
+//! A cache file is `artifact ‖ crc32(artifact)` (4 bytes, little-endian), written to a
+//! temp file, synced and renamed, so a reader never sees a partial one. Deserialising a
+//! compiled artifact is `unsafe` (it is native code), so before every load the
+//! directory's and the file's owner and mode are verified (only this user can have
+//! written it, and this user can run code anyway) and the checksum catches a damaged
+//! file; wasmtime itself rejects artifacts from another version or configuration.
+//! Anything that does not load is removed and recompiled. (An earlier format prefixed a
+//! sha256 of the artifact: re-hashing 3.7 MB took most of a cached load's time, and a
+//! cryptographic digest guards against nobody this check does not.)
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -11,7 +17,6 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -46,7 +51,7 @@ impl DiskCache {
 
     fn path(&self, digest: &[u8; 32]) -> PathBuf {
         self.dir
-            .join(format!("{}-{}.cwasm", hex::encode(digest), self.compat))
+            .join(format!("{}-{}.v2.cwasm", hex::encode(digest), self.compat))
     }
 
     /// The cached component for this wasm digest, if present and intact.
@@ -59,18 +64,19 @@ impl DiskCache {
             return None;
         }
         let bytes = fs::read(&path).ok()?;
-        if bytes.len() < 32 || Sha256::digest(&bytes[32..]).as_slice() != &bytes[..32] {
+        let Some(artifact) = checked(&bytes) else {
             tracing::warn!(
-                "WASM cache entry {} is corrupt; recompiling",
+                "WASM cache entry {} is damaged; recompiling",
                 path.display()
             );
             let _ = fs::remove_file(&path);
             return None;
-        }
-        // SAFETY: the artifact was written by this program into a directory only this user
-        // can write (checked above), and its digest matches what we wrote; wasmtime also
-        // rejects artifacts from another version or configuration.
-        match unsafe { Component::deserialize(engine, &bytes[32..]) } {
+        };
+        // SAFETY: the artifact was written (whole, by rename) by this program into a
+        // directory only this user can write, the file is ours and not writable by others
+        // (checked above), and its checksum matches; wasmtime also rejects artifacts from
+        // another version or configuration.
+        match unsafe { Component::deserialize(engine, artifact) } {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(
@@ -100,8 +106,8 @@ impl DiskCache {
                 .truncate(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            f.write_all(&Sha256::digest(&artifact))?;
             f.write_all(&artifact)?;
+            f.write_all(&crc32fast::hash(&artifact).to_le_bytes())?;
             f.sync_all()?;
             fs::rename(&tmp, self.path(digest))
         })();
@@ -112,6 +118,13 @@ impl DiskCache {
             );
         }
     }
+}
+
+/// The artifact of a cache file whose trailing checksum matches.
+fn checked(file: &[u8]) -> Option<&[u8]> {
+    let (artifact, crc) = file.split_at_checked(file.len().checked_sub(4)?)?;
+    let crc = u32::from_le_bytes(crc.try_into().ok()?);
+    (crc32fast::hash(artifact) == crc).then_some(artifact)
 }
 
 fn euid() -> u32 {
