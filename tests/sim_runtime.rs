@@ -1055,7 +1055,18 @@ fn missing_tools_and_failing_namespaces_are_reported_clearly() {
     .expect("write");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let err = Runtime::with_tools(dir.path().join("rt"), fake, nsenter).err();
+    // A test thread forking meanwhile can briefly hold the just-written file open
+    // (ETXTBSY on exec); that is this test's race, not the runtime's, so retry it.
+    let mut err = None;
+    for _ in 0..50 {
+        err = Runtime::with_tools(dir.path().join("rt"), fake.clone(), nsenter.clone()).err();
+        let busy = matches!(&err, Some(Error::Spawn { source, .. })
+            if source.kind() == std::io::ErrorKind::ExecutableFileBusy);
+        if !busy {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let msg = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
     assert!(
         matches!(err, Some(Error::IsolationUnavailable(_))),
