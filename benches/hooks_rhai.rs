@@ -12,8 +12,7 @@ use podrun::hooks::{HookSource, HookSpec, OnError, Pipeline, Point, Policy, Runt
 use serde_json::{json, Value};
 
 // The podrun binary's allocator (src/main.rs), so figures match what it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+podrun::allocator!();
 
 /// With `PODRUN_BENCH_ON_HOOK_THREAD=1` every benchmark runs on a podrun hook thread, so hook
 /// calls run inline: the engine's own cost, without the hand-off each call from an

@@ -14,8 +14,7 @@ use divan::Bencher;
 use podrun::hooks::wasm::{WasmConfig, WasmEngine, WasmHook};
 
 // The podrun binary's allocator (src/main.rs), so figures match what it runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+podrun::allocator!();
 
 /// Lines per `filter_log` batch, as the pipeline sends them.
 const BATCH: usize = 1024;

@@ -7,29 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's allocator. Hook calls convert whole pods and log batches
-/// between JSON and script values, so they are dominated by small allocations; mimalloc
-/// cuts a Rhai `mutate_pod` call by about a quarter (BENCHMARKS.md). The hook benchmarks
-/// use it too.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_arena_eager_commit` in mimalloc v3's `mimalloc.h` (the crate exports no
-/// constant for it).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Commit arena memory as it is used, not up front: up front costs `podrun run` about
-/// 10 MB of resident memory. It must be set before the first allocation creates an arena,
-/// which happens before `main`, so this runs as an ELF constructor (what
-/// `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment does).
-extern "C" fn lazy_arena_commit() {
-    // SAFETY: sets one of mimalloc's option slots; no thread but this one exists yet.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
-}
-
-#[used]
-#[link_section = ".init_array"]
-static LAZY_ARENA_COMMIT: extern "C" fn() = lazy_arena_commit;
+// mimalloc with lazily committed arenas (see `podrun::allocator`).
+podrun::allocator!();
 
 /// Run tasks as Kubernetes pods, with the KubernetesPodOperator's semantics.
 #[derive(Debug, Parser)]

@@ -221,6 +221,13 @@ pub enum Error {
         /// What is missing.
         message: String,
     },
+    /// The hook thread running the pipeline failed outside any one hook (a podrun bug, or
+    /// no thread could be started).
+    #[error("hook pipeline: {message}")]
+    HookThread {
+        /// What happened.
+        message: String,
+    },
 }
 
 fn position_suffix(line: usize, column: usize) -> String {
@@ -239,7 +246,7 @@ impl Error {
             | Error::Compile { hook, .. }
             | Error::Call { hook, .. }
             | Error::Unsupported { hook, .. } => Some(hook),
-            Error::ReadPolicy { .. } | Error::ParseDecl { .. } => None,
+            Error::ReadPolicy { .. } | Error::ParseDecl { .. } | Error::HookThread { .. } => None,
         }
     }
 
@@ -254,7 +261,7 @@ impl Error {
     /// True when the error is about the input (policy file, hook file, compile), so the
     /// command should exit with `exit::BAD_INPUT` rather than `exit::HOOK_FAILED`.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(self, Error::Call { .. })
+        !matches!(self, Error::Call { .. } | Error::HookThread { .. })
     }
 
     /// The process exit code this error maps to (`exit::BAD_INPUT` or `exit::HOOK_FAILED`).
