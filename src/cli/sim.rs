@@ -123,7 +123,7 @@ pub fn status_line(change: ChangeType, pod: &Value) -> String {
         .to_string()
 }
 
-/// Run the simulator until Ctrl-C.
+/// Run the simulator until Ctrl-C (SIGINT) or SIGTERM.
 pub fn run(args: Args) -> cli::Result {
     let faults = faults(&args).map_err(|e| cli::Error::new(exit::BAD_INPUT, e))?;
     let rt =
@@ -156,9 +156,18 @@ pub fn run(args: Args) -> cli::Result {
             .watch(Kind::Pod, None, Since::Now)
             .map_err(|e| cli::Error::new(exit::INFRASTRUCTURE, e))?;
         let mut last = std::collections::HashMap::new();
+        // Registered once: a listener made afresh in each turn of the loop would miss a
+        // signal that arrives between two turns (and tokio has replaced the default
+        // action, so the process would not stop at all).
+        let signal = |kind| {
+            tokio::signal::unix::signal(kind).map_err(|e| cli::Error::new(exit::INFRASTRUCTURE, e))
+        };
+        let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = sigint.recv() => break,
+                _ = sigterm.recv() => break,
                 c = watch.next() => match c {
                     Some(c) => {
                         let line = status_line(c.change, &c.object);
