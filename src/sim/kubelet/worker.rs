@@ -1100,10 +1100,15 @@ impl Worker {
             &self.name,
             Some(&self.uid),
             move |status| {
-                let scheduled = status
+                let existing: Vec<Value> = status
                     .get("conditions")
                     .and_then(Value::as_array)
-                    .and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned())
+                    .cloned()
+                    .unwrap_or_default();
+                let scheduled = existing
+                    .iter()
+                    .find(|c| c["type"] == "PodScheduled")
+                    .cloned()
                     .unwrap_or_else(|| {
                         serde_json::json!({"type": "PodScheduled", "status": "True",
                             "lastProbeTime": null, "lastTransitionTime": t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()})
@@ -1119,6 +1124,14 @@ impl Worker {
                     })
                     .collect();
                 conds.push(scheduled);
+                // Like the kubelet's status manager, keep conditions others own (the
+                // Eviction API's DisruptionTarget, readiness gates) unless this write sets
+                // the same type itself.
+                for c in existing {
+                    if !conds.iter().any(|n| n["type"] == c["type"]) {
+                        conds.push(c);
+                    }
+                }
                 new["conditions"] = Value::Array(conds);
                 if let Some(q) = qos {
                     new["qosClass"] = q;
