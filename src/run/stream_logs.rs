@@ -31,7 +31,7 @@ use super::hooks::Hooks;
 use super::log_cursor::{split_line, Cursor, Dedup};
 use super::report::Ui;
 use super::retry::Backoff;
-use super::watch::{wait_for, StateRx};
+use super::watch::{wait_for, PodState, StateRx};
 
 /// Largest batch of lines handed to the log filter at once.
 pub const BATCH: usize = 512;
@@ -153,13 +153,7 @@ pub async fn follow(
     // Whether any stream of this follow has ended short of the log's end.
     let mut interrupted = false;
     loop {
-        let finished_at_open = {
-            let s = rx.borrow();
-            s.gone
-                || s.pod
-                    .as_deref()
-                    .is_some_and(|p| conditions::is_finished(p, &container))
-        };
+        let finished_at_open = finished_or_gone(&rx.borrow(), &container);
         let lp = LogParams {
             container: Some(container.clone()),
             follow: true,
@@ -245,12 +239,7 @@ pub async fn follow(
                 let finished = finished_at_open
                     || tokio::time::timeout(
                         Duration::from_secs(1),
-                        wait_for(&mut rx, |s| {
-                            s.gone
-                                || s.pod
-                                    .as_deref()
-                                    .is_some_and(|p| conditions::is_finished(p, &container))
-                        }),
+                        wait_for(&mut rx, |s| finished_or_gone(s, &container)),
                     )
                     .await
                     .is_ok();
@@ -331,6 +320,14 @@ pub async fn follow(
     }
 }
 
+/// Whether `container` has finished, or its pod is gone (no more lines will come).
+fn finished_or_gone(s: &PodState, container: &str) -> bool {
+    s.gone
+        || s.pod
+            .as_deref()
+            .is_some_and(|p| conditions::is_finished(p, container))
+}
+
 /// Whether `partial` (a timestamped line without its newline) is the log's last line, as
 /// a non-following `tailLines=1` read returns it (also without a newline).
 async fn is_last_line(kube: &Kube, ns: &str, pod: &str, container: &str, partial: &str) -> bool {
@@ -387,13 +384,7 @@ async fn read_stream(
                 if !batch.is_empty() && !flush(&mut batch, dedup) {
                     return (StreamEnd::Hook, None, accepted);
                 }
-                let finished = {
-                    let s = rx.borrow();
-                    s.gone
-                        || s.pod
-                            .as_deref()
-                            .is_some_and(|p| conditions::is_finished(p, container))
-                };
+                let finished = finished_or_gone(&rx.borrow(), container);
                 let limit = if finished { stall } else { stall * 10 };
                 tokio::time::timeout(limit, reader.as_mut().read_until(b'\n', &mut buf))
                     .await

@@ -136,6 +136,13 @@ impl Fault {
         self
     }
 
+    /// Whether this rule matches a request and has injections left.
+    fn applies_to(&self, verb: &str, path: &str) -> bool {
+        self.verb.as_deref().is_none_or(|v| v == verb)
+            && self.path.as_deref().is_none_or(|p| glob(p, path))
+            && self.times != Some(0)
+    }
+
     /// Parse a CLI spec: `KIND[:ARG][@VERB][ PATH]`-free form is awkward on a command line,
     /// so the flags use `key=value` lists: `kind=429,verb=create,path=/api/v1/*,times=2`.
     pub fn parse(spec: &str) -> Result<Fault, String> {
@@ -274,11 +281,7 @@ impl Faults {
         let mut rules = lock(&self.rules);
         let mut hit = None;
         for (i, f) in rules.iter_mut().enumerate() {
-            if !want(&f.kind)
-                || f.verb.as_deref().is_some_and(|v| v != verb)
-                || f.path.as_deref().is_some_and(|p| !glob(p, path))
-                || f.times == Some(0)
-            {
+            if !want(&f.kind) || !f.applies_to(verb, path) {
                 continue;
             }
             if let Some(frac) = f.fraction {
@@ -315,12 +318,10 @@ impl Faults {
     /// been used up meanwhile (by another stream); then the fault must not be applied.
     pub fn claim(&self, verb: &str, path: &str, kind: &FaultKind) -> bool {
         let mut rules = lock(&self.rules);
-        let Some(i) = rules.iter().position(|f| {
-            &f.kind == kind
-                && f.verb.as_deref().is_none_or(|v| v == verb)
-                && f.path.as_deref().is_none_or(|p| glob(p, path))
-                && f.times != Some(0)
-        }) else {
+        let Some(i) = rules
+            .iter()
+            .position(|f| &f.kind == kind && f.applies_to(verb, path))
+        else {
             return false;
         };
         if let Some(t) = rules[i].times.as_mut() {

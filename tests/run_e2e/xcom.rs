@@ -27,13 +27,8 @@ async fn xcom_value_is_returned_exactly() {
     assert_eq!(counts.get("get pods"), None, "{counts:?}");
     assert_eq!(counts.get("watch pods"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("get pods/log"), Some(&1), "{counts:?}");
-    // The budget (issue 4): 7 requests with XCom (the events watch left out, as in
-    // lifecycle.rs).
-    let total: u64 = counts
-        .iter()
-        .filter(|(k, _)| k.as_str() != "watch events")
-        .map(|(_, v)| v)
-        .sum();
+    // The budget (issue 4): 7 requests with XCom.
+    let total = crate::util::budgeted_requests(&counts);
     assert!(total <= 7, "requests for a task with XCom: {counts:?}");
 }
 

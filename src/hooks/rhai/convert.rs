@@ -34,10 +34,22 @@ pub(crate) fn to_dynamic(value: &Value) -> Dynamic {
 
 /// A Rhai value as JSON; the error says which part cannot be JSON.
 pub(crate) fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
-    from_dynamic_at(value, &mut String::new())
+    from_dynamic_at(value).map_err(|(type_name, mut path)| {
+        // Segments were collected innermost first, while the error travelled out.
+        path.reverse();
+        let at = path.concat();
+        let at = at.trim_start_matches('.');
+        if at.is_empty() {
+            format!("a {type_name} cannot be turned into JSON")
+        } else {
+            format!("a {type_name} cannot be turned into JSON (at {at})")
+        }
+    })
 }
 
-fn from_dynamic_at(value: &Dynamic, path: &mut String) -> Result<Value, String> {
+/// The conversion; an error carries the offending type and the path to it, innermost
+/// segment first (built only on failure, so the common case pays nothing for it).
+fn from_dynamic_at(value: &Dynamic) -> Result<Value, (&'static str, Vec<String>)> {
     if value.is_unit() {
         return Ok(Value::Null);
     }
@@ -59,21 +71,21 @@ fn from_dynamic_at(value: &Dynamic, path: &mut String) -> Result<Value, String> 
     if let Some(items) = value.read_lock::<Array>() {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let len = path.len();
-            path.push_str(&format!("[{i}]"));
-            out.push(from_dynamic_at(item, path)?);
-            path.truncate(len);
+            out.push(from_dynamic_at(item).map_err(|(t, mut path)| {
+                path.push(format!("[{i}]"));
+                (t, path)
+            })?);
         }
         return Ok(Value::Array(out));
     }
     if let Some(map) = value.read_lock::<Map>() {
         let mut out = serde_json::Map::with_capacity(map.len());
         for (k, v) in map.iter() {
-            let len = path.len();
-            path.push('.');
-            path.push_str(k);
-            out.insert(k.to_string(), from_dynamic_at(v, path)?);
-            path.truncate(len);
+            let v = from_dynamic_at(v).map_err(|(t, mut path)| {
+                path.push(format!(".{k}"));
+                (t, path)
+            })?;
+            out.insert(k.to_string(), v);
         }
         return Ok(Value::Object(out));
     }
@@ -82,15 +94,7 @@ fn from_dynamic_at(value: &Dynamic, path: &mut String) -> Result<Value, String> 
             blob.iter().map(|b| Value::Number((*b).into())).collect(),
         ));
     }
-    let at = if path.is_empty() {
-        String::new()
-    } else {
-        format!(" (at {})", path.trim_start_matches('.'))
-    };
-    Err(format!(
-        "a {} cannot be turned into JSON{at}",
-        value.type_name()
-    ))
+    Err((value.type_name(), Vec::new()))
 }
 
 #[cfg(test)]

@@ -91,31 +91,37 @@ fn spawn_with_stack(pool: &'static Pool, stack: usize) -> Result<(), std::io::Er
 /// other), so a short poll usually finds the next one.
 const SPIN: Duration = Duration::from_micros(50);
 
-/// The next job: polled for [`SPIN`], then waited for.
+/// The next job: polled for [`SPIN`] (yielding the CPU, which the caller may need), then
+/// waited for.
 fn next_job(rx: &Mutex<Receiver<Job>>) -> Result<Job, mpsc::RecvError> {
     let lock = || rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let until = Instant::now() + SPIN;
-    while Instant::now() < until {
-        match lock().try_recv() {
-            Ok(job) => return Ok(job),
-            Err(TryRecvError::Disconnected) => return Err(mpsc::RecvError),
-            Err(TryRecvError::Empty) => std::thread::yield_now(),
-        }
-    }
-    lock().recv()
+    poll_then_wait(
+        || lock().try_recv(),
+        std::thread::yield_now,
+        || lock().recv(),
+    )
 }
 
 /// A reply: polled for [`SPIN`], then waited for.
 fn wait_reply<R>(rx: &Receiver<R>) -> Result<R, mpsc::RecvError> {
+    poll_then_wait(|| rx.try_recv(), std::hint::spin_loop, || rx.recv())
+}
+
+/// `try_recv` for up to [`SPIN`], calling `pause` between tries, then `recv`.
+fn poll_then_wait<T>(
+    mut try_recv: impl FnMut() -> Result<T, TryRecvError>,
+    pause: fn(),
+    recv: impl FnOnce() -> Result<T, mpsc::RecvError>,
+) -> Result<T, mpsc::RecvError> {
     let until = Instant::now() + SPIN;
     while Instant::now() < until {
-        match rx.try_recv() {
-            Ok(r) => return Ok(r),
+        match try_recv() {
+            Ok(value) => return Ok(value),
             Err(TryRecvError::Disconnected) => return Err(mpsc::RecvError),
-            Err(TryRecvError::Empty) => std::hint::spin_loop(),
+            Err(TryRecvError::Empty) => pause(),
         }
     }
-    rx.recv()
+    recv()
 }
 
 /// Run `job` on a hook thread and wait for its result. `Err` carries a panic's message.

@@ -1105,14 +1105,6 @@ impl Worker {
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
-                let scheduled = existing
-                    .iter()
-                    .find(|c| c["type"] == "PodScheduled")
-                    .cloned()
-                    .unwrap_or_else(|| {
-                        serde_json::json!({"type": "PodScheduled", "status": "True",
-                            "lastProbeTime": null, "lastTransitionTime": t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()})
-                    });
                 let qos = status.get("qosClass").cloned();
                 let mut new = serde_json::to_value(&st).unwrap_or(Value::Null);
                 let mut conds: Vec<Value> = conditions
@@ -1123,14 +1115,17 @@ impl Worker {
                         v
                     })
                     .collect();
-                conds.push(scheduled);
-                // Like the kubelet's status manager, keep conditions others own (the
-                // Eviction API's DisruptionTarget, readiness gates) unless this write sets
-                // the same type itself.
+                // Like the kubelet's status manager, keep conditions others own
+                // (PodScheduled, the Eviction API's DisruptionTarget, readiness gates)
+                // unless this write sets the same type itself.
                 for c in existing {
                     if !conds.iter().any(|n| n["type"] == c["type"]) {
                         conds.push(c);
                     }
+                }
+                if !conds.iter().any(|c| c["type"] == "PodScheduled") {
+                    conds.push(serde_json::json!({"type": "PodScheduled", "status": "True",
+                        "lastProbeTime": null, "lastTransitionTime": t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()}));
                 }
                 new["conditions"] = Value::Array(conds);
                 if let Some(q) = qos {

@@ -247,10 +247,8 @@ fn cut_stream(
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     enum State {
         Counting,
-        /// The cut has been sent: abort (error) or end next.
-        Cut {
-            clean: bool,
-        },
+        /// The cut has been sent; abort the connection (an error) next.
+        Abort,
         Done,
         /// The fault was used up by another stream: pass the rest through.
         PassThrough,
@@ -276,8 +274,7 @@ fn cut_stream(
     futures::stream::unfold(s, |mut s| async move {
         match s.state {
             State::Done => return None,
-            State::Cut { clean: true } => return None,
-            State::Cut { clean: false } => {
+            State::Abort => {
                 s.state = State::Done;
                 let e = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "log cut");
                 return Some((Err(e), s));
@@ -313,7 +310,7 @@ fn cut_stream(
         if s.lines_left == Some(0) || s.bytes_left == Some(0) {
             if s.app.faults.claim("get", &s.path, &s.kind) {
                 let clean = matches!(s.kind, FaultKind::CutLog { clean: true, .. });
-                s.state = State::Cut { clean };
+                s.state = if clean { State::Done } else { State::Abort };
                 return Some((Ok(chunk.slice(..end)), s));
             }
             s.state = State::PassThrough;
