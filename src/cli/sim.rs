@@ -24,7 +24,8 @@ pub struct Args {
     /// A fault rule: comma-separated key=value pairs, e.g.
     /// `kind=429,verb=create,path=/api/v1/namespaces/*/pods,times=2,retry_after=1`.
     /// kinds: 429 500 503 504 delay hang drop_response close_watch cut_log fail_exec evict;
-    /// keys: verb path times fraction retry_after seconds after_events after_lines after_bytes.
+    /// keys: verb path times fraction retry_after seconds after_events after_lines after_bytes
+    /// clean (cut_log: end the response normally instead of aborting the connection).
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Close every watch after this many events.
@@ -33,10 +34,11 @@ pub struct Args {
     /// Close every watch after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub close_watch_after: Option<f64>,
-    /// Cut every log stream after this many lines.
+    /// Cut every log stream after this many lines (the connection is aborted).
     #[arg(long, value_name = "N")]
     pub cut_logs_after_lines: Option<u64>,
-    /// Cut every log stream after this many bytes (may cut mid-line).
+    /// Cut every log stream after this many bytes, possibly mid-line (the connection is
+    /// aborted).
     #[arg(long, value_name = "N")]
     pub cut_logs_after_bytes: Option<u64>,
     /// Refuse every exec handshake.
